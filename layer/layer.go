@@ -2,6 +2,7 @@ package layer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -93,4 +94,33 @@ type Entry struct {
 	// (".wh..wh..opq" decoded; reported on the directory's path).
 	Whiteout, Opaque bool
 	Xattrs           map[string]string
+}
+
+// OCI layer media types (image-spec media-types.md).
+const (
+	MediaTypeTar     = "application/vnd.oci.image.layer.v1.tar"
+	MediaTypeTarGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
+	MediaTypeTarZstd = "application/vnd.oci.image.layer.v1.tar+zstd"
+)
+
+// ParseCompression parses a --compression value: "gzip", "zstd" or "none".
+func ParseCompression(s string) (Compression, error) {
+	switch c := Compression(s); c {
+	case Gzip, Zstd, Uncompressed:
+		return c, nil
+	}
+	return "", fmt.Errorf("parse compression %q: want gzip, zstd or none", s)
+}
+
+// MediaType is the OCI layer media type of a layer compressed with c. The
+// zero Compression means [Gzip], as in [DiffOptions].
+func (c Compression) MediaType() string {
+	switch c {
+	case Zstd:
+		return MediaTypeTarZstd
+	case Uncompressed:
+		return MediaTypeTar
+	default:
+		return MediaTypeTarGzip
+	}
 }

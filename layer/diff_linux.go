@@ -1,0 +1,454 @@
+//go:build linux
+
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Diff writes the layer of dir to w and returns its descriptor.
+//
+// dir is a plain directory or an overlay upperdir (unmounted, mounted with
+// redirect_dir=off and metacopy=off so it is a complete diff). The tar
+// follows docs/layers-format.md: one depth-first walk in byte-wise name
+// order, PAX headers, numeric owners, mtimes clamped to opts.Epoch, hardlinks
+// by (dev, inode), xattrs except overlay's and security.selinux, devices and
+// fifos kept, sockets left out, overlay whiteouts (0:0 character devices,
+// overlay.whiteout xattrs, overlay.opaque=y directories) written as OCI
+// whiteouts. The stream is compressed as opts.Compression says; the diffID,
+// the digest and both sizes are computed in the same pass, and nothing is
+// buffered beyond one compression block per core.
+//
+// With opts.Normalize, dir is rewritten in place during the same walk so
+// that it equals what [Apply] makes of the layer in [OverlayWhiteouts] mode:
+// mtimes and atimes set to the clamped mtime (directories after their
+// children), dropped xattrs removed, user.overlay.opaque turned into
+// trusted.overlay.opaque, whiteouts re-created as plain 0:0 devices (mode
+// 0, owner 0:0, epoch mtime), sockets removed.
+//
+// Errors: a file named ".wh.*" is ErrReservedName; a failed write to w is
+// returned as is (wrapped). On error, w holds a partial stream and, with
+// Normalize, dir is partly rewritten: the caller discards both. Diff does
+// not close w and reads no environment (the caller passes
+// SOURCE_DATE_EPOCH as opts.Epoch).
+func Diff(ctx context.Context, dir string, w io.Writer, opts DiffOptions) (Descriptor, error) {
+	comp := opts.Compression
+	if comp == "" {
+		comp = Gzip
+	}
+	if _, err := ParseCompression(string(comp)); err != nil {
+		return Descriptor{}, fmt.Errorf("diff %s: %w", dir, err)
+	}
+	out := &stickyWriter{w: w}
+	digest := newHashWriter(out)
+	cw, err := newCompressor(comp, digest)
+	if err != nil {
+		return Descriptor{}, fmt.Errorf("diff %s: %w", dir, err)
+	}
+	diffID := digest
+	if comp != Uncompressed {
+		diffID = newHashWriter(cw)
+	}
+	d := &differ{
+		ctx:       ctx,
+		tw:        tar.NewWriter(diffID),
+		out:       out,
+		epoch:     epochOf(opts.Epoch),
+		normalize: opts.Normalize,
+		links:     make(map[fileID]string),
+		buf:       make([]byte, 1<<20),
+	}
+	err = d.run(dir)
+	if err == nil {
+		err = d.tw.Close() // the two zero blocks that end a tar
+	}
+	if err != nil {
+		out.abort(err) // let the compressor finish into the void
+	}
+	if cerr := cw.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close compressor: %w", cerr)
+	}
+	if werr := out.err(); err == nil && werr != nil {
+		err = werr
+	}
+	if err != nil {
+		return Descriptor{}, fmt.Errorf("diff %s: %w", dir, err)
+	}
+	return Descriptor{
+		MediaType:        comp.MediaType(),
+		Digest:           digest.sum(),
+		Size:             digest.n,
+		DiffID:           diffID.sum(),
+		UncompressedSize: diffID.n,
+	}, nil
+}
+
+// epochOf returns the clamp time: t in whole seconds, or DefaultEpoch.
+func epochOf(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Unix(DefaultEpoch, 0).UTC()
+	}
+	return time.Unix(t.Unix(), 0).UTC()
+}
+
+// fileID identifies an inode for hardlink detection (OCI layer.md,
+// "Hardlinks": same device, same inode).
+type fileID struct{ dev, ino uint64 }
+
+func idOf(st *unix.Stat_t) fileID { return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)} }
+
+// differ is the state of one Diff walk.
+type differ struct {
+	ctx       context.Context
+	tw        *tar.Writer
+	out       *stickyWriter
+	epoch     time.Time
+	normalize bool
+	links     map[fileID]string // first layer path of each multiply linked inode
+	buf       []byte            // file copy buffer
+	xb        xattrBuf
+}
+
+// node is one directory entry met by the walk.
+type node struct {
+	name, dir string // base name, and parent's layer path ("" for the root)
+	rel, abs  string // layer path, host path
+	st        unix.Stat_t
+	xattrs    []string // names, sorted
+	whiteout  bool     // an overlay whiteout, in either form
+	opaque    bool     // an overlay opaque directory (trusted.* or user.* "y")
+	trustedY  bool     // trusted.overlay.opaque=y is already set
+}
+
+func (d *differ) run(root string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("stat: %w", unix.ENOTDIR)
+	}
+	if d.normalize {
+		// The root is no entry, but overlay may have left its own
+		// xattrs on it; Apply's root would not have them.
+		names, err := d.xb.list(root)
+		if err != nil {
+			return err
+		}
+		for _, x := range names {
+			if droppedXattr(x) {
+				if err := removeXattr(root, x); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return d.walkDir(root, "")
+}
+
+// walkDir emits the children of the directory at abs (layer path rel) and,
+// recursively, their descendants. Order within a directory: whiteouts
+// first, then everything else, each group in byte-wise order of the on-disk
+// name. image-spec layer.md asks that "whiteout files appear before sibling
+// directory entries"; otherwise this is lexical order.
+func (d *differ) walkDir(abs, rel string) error {
+	f, err := os.Open(abs)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", displayPath(rel), err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read dir %s: %w", displayPath(rel), err)
+	}
+	nodes := make([]*node, 0, len(names))
+	for _, name := range names {
+		n, keep, err := d.inspect(abs, rel, name)
+		if err != nil {
+			return err
+		}
+		if keep {
+			nodes = append(nodes, n)
+		}
+	}
+	slices.SortFunc(nodes, func(a, b *node) int {
+		if a.whiteout != b.whiteout {
+			if a.whiteout {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for _, n := range nodes {
+		if err := d.ctx.Err(); err != nil {
+			return err
+		}
+		if err := d.out.err(); err != nil {
+			return err
+		}
+		if err := d.emit(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func displayPath(rel string) string {
+	if rel == "" {
+		return "."
+	}
+	return rel
+}
+
+// inspect stats one directory entry and classifies it. keep is false for
+// entries a layer cannot hold (sockets).
+func (d *differ) inspect(abs, rel, name string) (*node, bool, error) {
+	n := &node{name: name, dir: rel, rel: joinPath(rel, name), abs: abs + "/" + name}
+	if strings.HasPrefix(name, whiteoutPrefix) {
+		return nil, false, fmt.Errorf("%s: %w", n.rel, ErrReservedName)
+	}
+	if err := unix.Lstat(n.abs, &n.st); err != nil {
+		return nil, false, fmt.Errorf("stat %s: %w", n.rel, err)
+	}
+	switch n.st.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
+		// Sockets are live endpoints, not content; tar cannot hold them.
+		if d.normalize {
+			if err := unix.Unlink(n.abs); err != nil {
+				return nil, false, fmt.Errorf("remove socket %s: %w", n.rel, err)
+			}
+		}
+		return nil, false, nil
+	case unix.S_IFCHR:
+		n.whiteout = n.st.Rdev == 0
+	}
+	var err error
+	if n.xattrs, err = d.xb.list(n.abs); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", n.rel, err)
+	}
+	for _, x := range n.xattrs {
+		switch typ := n.st.Mode & unix.S_IFMT; {
+		case typ == unix.S_IFREG && n.st.Size == 0 && isOverlayWhiteoutXattr(x):
+			n.whiteout = true
+		case typ == unix.S_IFDIR && strings.HasSuffix(x, ".overlay.opaque"):
+			v, err := d.xb.get(n.abs, x)
+			if err != nil {
+				return nil, false, fmt.Errorf("%s: %w", n.rel, err)
+			}
+			if isOverlayOpaqueXattr(x, v) {
+				n.opaque = true
+				n.trustedY = n.trustedY || x == overlayOpaque
+			}
+		}
+	}
+	return n, true, nil
+}
+
+// emit writes the entry (and, for a directory, its subtree) and normalizes
+// it on disk if asked to.
+func (d *differ) emit(n *node) error {
+	if n.whiteout {
+		return d.emitWhiteout(n)
+	}
+	hdr, err := d.header(n)
+	if err != nil {
+		return err
+	}
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write header %s: %w", n.rel, err)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeLink:
+		return nil // the first link carries content and metadata
+	case tar.TypeReg:
+		if err := d.copyFile(n); err != nil {
+			return err
+		}
+	case tar.TypeDir:
+		if n.opaque {
+			if err := d.tw.WriteHeader(d.markerHeader(joinPath(n.rel, opaqueMarker))); err != nil {
+				return fmt.Errorf("write header %s: %w", n.rel, err)
+			}
+		}
+		if err := d.walkDir(n.abs, n.rel); err != nil {
+			return err
+		}
+	}
+	if d.normalize {
+		return d.normalizeNode(n, hdr.ModTime)
+	}
+	return nil
+}
+
+// header builds the tar header of a non-whiteout entry.
+func (d *differ) header(n *node) (*tar.Header, error) {
+	mtime := time.Unix(int64(n.st.Mtim.Sec), 0).UTC() // whole seconds: no PAX mtime record
+	if mtime.After(d.epoch) {
+		mtime = d.epoch
+	}
+	hdr := &tar.Header{
+		Format:  tar.FormatPAX,
+		Name:    n.rel,
+		Mode:    int64(n.st.Mode & 0o7777),
+		Uid:     int(n.st.Uid),
+		Gid:     int(n.st.Gid),
+		ModTime: mtime,
+	}
+	typ := n.st.Mode & unix.S_IFMT
+	if typ != unix.S_IFDIR && n.st.Nlink > 1 {
+		id := idOf(&n.st)
+		if first, ok := d.links[id]; ok {
+			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
+			return hdr, nil
+		}
+		d.links[id] = n.rel
+	}
+	switch typ {
+	case unix.S_IFDIR:
+		hdr.Typeflag, hdr.Name = tar.TypeDir, n.rel+"/"
+	case unix.S_IFREG:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, n.st.Size
+	case unix.S_IFLNK:
+		target, err := os.Readlink(n.abs)
+		if err != nil {
+			return nil, fmt.Errorf("read link %s: %w", n.rel, err)
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if typ == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(uint64(n.st.Rdev))), int64(unix.Minor(uint64(n.st.Rdev)))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return nil, fmt.Errorf("%s: unknown file type %#o", n.rel, typ)
+	}
+	for _, x := range n.xattrs {
+		if droppedXattr(x) {
+			continue
+		}
+		v, err := d.xb.get(n.abs, x)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.rel, err)
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = make(map[string]string)
+		}
+		hdr.PAXRecords[paxXattrPrefix+x] = v
+	}
+	return hdr, nil
+}
+
+// markerHeader is the fixed header of an OCI whiteout or opaque marker:
+// an empty regular file, mode 0, owner 0:0, mtime = epoch. Nothing about
+// the deleted file leaks into it.
+func (d *differ) markerHeader(name string) *tar.Header {
+	return &tar.Header{Format: tar.FormatPAX, Typeflag: tar.TypeReg, Name: name, ModTime: d.epoch}
+}
+
+func (d *differ) emitWhiteout(n *node) error {
+	if err := d.tw.WriteHeader(d.markerHeader(joinPath(n.dir, whiteoutPrefix+n.name))); err != nil {
+		return fmt.Errorf("write header %s: %w", n.rel, err)
+	}
+	if !d.normalize {
+		return nil
+	}
+	// Re-create it as Apply would: a fresh 0:0 device, mode 0, no xattrs,
+	// not linked to overlay's shared whiteout inode.
+	if err := unix.Unlink(n.abs); err != nil {
+		return fmt.Errorf("normalize whiteout %s: %w", n.rel, err)
+	}
+	if err := unix.Mknod(n.abs, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("normalize whiteout %s: %w", n.rel, err)
+	}
+	return setTimes(n.abs, d.epoch, n.rel)
+}
+
+// copyFile writes the content of a regular file, exactly st.Size bytes.
+func (d *differ) copyFile(n *node) error {
+	f, err := openNoAtime(n.abs)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", n.rel, err)
+	}
+	defer f.Close()
+	for left := n.st.Size; left > 0; {
+		if err := d.ctx.Err(); err != nil {
+			return err
+		}
+		m, err := f.Read(d.buf[:min(int64(len(d.buf)), left)])
+		if m > 0 {
+			if _, werr := d.tw.Write(d.buf[:m]); werr != nil {
+				return fmt.Errorf("write %s: %w", n.rel, werr)
+			}
+			left -= int64(m)
+		}
+		if errors.Is(err, io.EOF) || (err == nil && m == 0) {
+			return fmt.Errorf("read %s: file shrank while being read", n.rel)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", n.rel, err)
+		}
+	}
+	return nil
+}
+
+// openNoAtime opens a file for reading without following a final symlink
+// and, when allowed (owner or CAP_FOWNER), without updating its atime.
+func openNoAtime(path string) (*os.File, error) {
+	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Open(path, flags|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		fd, err = unix.Open(path, flags, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// normalizeNode makes a non-whiteout entry on disk match its tar header.
+func (d *differ) normalizeNode(n *node, mtime time.Time) error {
+	if n.st.Mode&unix.S_IFMT != unix.S_IFDIR && n.st.Nlink > 1 && d.links[idOf(&n.st)] != n.rel {
+		return nil // a later link of an inode already normalized
+	}
+	for _, x := range n.xattrs {
+		if !droppedXattr(x) || (x == overlayOpaque && n.trustedY) {
+			continue
+		}
+		if err := removeXattr(n.abs, x); err != nil {
+			return fmt.Errorf("normalize %s: %w", n.rel, err)
+		}
+	}
+	if n.opaque && !n.trustedY {
+		// Apply writes the opaque marker in the trusted namespace.
+		if err := unix.Lsetxattr(n.abs, overlayOpaque, []byte("y"), 0); err != nil {
+			return fmt.Errorf("normalize %s: set xattr %s: %w", n.rel, overlayOpaque, err)
+		}
+	}
+	return setTimes(n.abs, mtime, n.rel)
+}
+
+// setTimes sets atime and mtime of path, not following a final symlink.
+func setTimes(path string, t time.Time, rel string) error {
+	ts, err := unix.TimeToTimespec(t)
+	if err != nil {
+		return fmt.Errorf("set times %s: %w", rel, err)
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times %s: %w", rel, err)
+	}
+	return nil
+}
