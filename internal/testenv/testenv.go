@@ -1,6 +1,3 @@
-// Package testenv holds the helpers that tests in every minibuild package
-// share. Only _test.go files import it; production code never does (the
-// dependency test in cmd/minibuild enforces both).
 package testenv
 
 import (
