@@ -25,7 +25,7 @@ import (
 // user can create: the test needs no privileges. Files newer than the epoch
 // get their mtime from the caller; the rest keep a fixed old one.
 func reproTree(mtime time.Time) []layertest.Node {
-	big := randomBytes(42, 3<<20+12345)                     // several gzip blocks
+	big := randomBytes(42, 3<<20+12345)                        // several gzip blocks
 	big = append(big, []byte(strings.Repeat("text ", 2e5))...) // and compressible data
 	uid, gid := os.Getuid(), os.Getgid()
 	n := func(p string, typ byte, mode uint32, data string, t time.Time) layertest.Node {
