@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -225,16 +224,6 @@ func TestDiffCanceled(t *testing.T) {
 	if _, err := layer.Diff(ctx, root, &bytes.Buffer{}, layer.DiffOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Diff(canceled) = %v, want context.Canceled", err)
 	}
-}
-
-// randomBytes returns n pseudo-random (incompressible) bytes.
-func randomBytes(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, seed))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
 }
 
 // failWriter fails after n bytes.
