@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"minibuild/exec"
 )
 
 // Exit codes. Usage errors exit 2 like most CLIs; 3 and 4 are CI gates.
@@ -45,6 +47,9 @@ type app struct {
 }
 
 func main() {
+	if exec.IsInit() {
+		exec.Init() // a RUN sandbox's init, re-executed by exec.Run; never returns
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -1,0 +1,135 @@
+package exec_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"minibuild/exec"
+	"minibuild/exec/exectest"
+	"minibuild/internal/testenv"
+)
+
+func TestRunKillsDaemons(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Parallel()
+	s := exec.Spec{Root: exectest.NewRoot(t, exectest.Root(t))}
+	// No wait and no retry below: the kernel kills the rest of a PID
+	// namespace before its init's exit is reported.
+	mustSh(t, s, "sleep 7654321 & setsid sleep 7654322 & echo started")
+	for _, marker := range []string{"7654321", "7654322"} {
+		if p := processes(t, marker); p != nil {
+			t.Errorf("processes left after Run: %q", p)
+		}
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Parallel()
+	s := exec.Spec{Root: exectest.NewRoot(t, exectest.Root(t))}
+	out, err := runUntil(t, s, "sleep 7654323 & echo started; sleep 7654324", "started")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled; output:\n%s", err, out)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Errorf("Run = %v, want no *ExitError for a cancelled run", err)
+	}
+	for _, marker := range []string{"7654323", "7654324"} {
+		if p := processes(t, marker); p != nil {
+			t.Errorf("processes left after cancel: %q", p)
+		}
+	}
+	if got := exectest.Tree(t, s.Root.Work); got != nil {
+		t.Errorf("work dir after cancel = %q, want empty", got)
+	}
+}
+
+func TestRunCanceledBeforeStart(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := exec.Run(ctx, exec.Spec{Args: []string{"true"}, Root: exectest.NewRoot(t, exectest.Root(t))})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run(canceled ctx) = %v, want context.Canceled", err)
+	}
+}
+
+func TestRunExitCode(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Parallel()
+	s := exec.Spec{Root: exectest.NewRoot(t, exectest.Root(t))}
+	out, err := sh(t, s, "echo output; exit 3")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Code != 3 || ee.Signal != 0 {
+		t.Fatalf("Run(exit 3) = %v, want *ExitError{Code: 3}", err)
+	}
+	if got, want := err.Error(), "exit code 3"; got != want {
+		t.Errorf("error = %q, want %q", got, want)
+	}
+	if out != "output\n" {
+		t.Errorf("output = %q, want %q", out, "output\n")
+	}
+}
+
+// TestRunLeavesNothing mixes successful, failing and cancelled runs, all on
+// the same upper and work directories, and checks that no mount, process
+// or work file remains. Only mounts naming this test's directories are
+// compared: other programs may mount things on the host meanwhile.
+func TestRunLeavesNothing(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	lower := exectest.Root(t)
+	s := exec.Spec{Root: exectest.NewRoot(t, lower)}
+	dir := filepath.Dir(s.Root.Upper)
+	before := children(t)
+	for i := range 100 {
+		var err error
+		switch i % 3 {
+		case 0:
+			_, err = sh(t, s, "true")
+		case 1:
+			_, err = sh(t, s, "sleep 7654325 & exit 7")
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.Code == 7 {
+				err = nil
+			}
+		case 2:
+			_, err = runUntil(t, s, "sleep 7654326 & echo started; sleep 7654327", "started")
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+		}
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+	for _, file := range []string{"/proc/self/mountinfo", "/proc/thread-self/mountinfo"} {
+		for _, d := range []string{dir, lower} {
+			if m := mountsMentioning(t, file, d); m != nil {
+				t.Errorf("%s after 100 runs mentions %s:\n%q", file, d, m)
+			}
+		}
+	}
+	for _, marker := range []string{"7654325", "7654326", "7654327", "__minibuild-init"} {
+		if p := processes(t, marker); p != nil {
+			t.Errorf("processes left after 100 runs: %q", p)
+		}
+	}
+	if after := children(t); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("child processes = %v, want %v as before the runs", after, before)
+	}
+	if got := exectest.Tree(t, s.Root.Upper); got != nil {
+		t.Errorf("upper after 100 runs = %q, want empty", got)
+	}
+	if got := exectest.Tree(t, s.Root.Work); got != nil {
+		t.Errorf("work after 100 runs = %q, want empty", got)
+	}
+	if _, err := os.Stat(s.Root.Work); err != nil {
+		t.Errorf("work dir: %v, want it kept", err)
+	}
+}
