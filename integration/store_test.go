@@ -135,8 +135,7 @@ func TestImportBadInput(t *testing.T) {
 			gzipLayer(t, tarLayer(t, tarEntry{Name: "b", Body: []byte("2")})),
 		}})
 	}
-	// manifestOf returns the layout's manifest as a generic map, and a
-	// function writing a changed one back (as a new blob in index.json).
+	// layerDigest is the digest of layer i of the layout's image.
 	layerDigest := func(t *testing.T, dir string, i int) string {
 		var m struct{ Layers []descriptor }
 		digest := indexNames(t, dir)["docker.io/library/bad:1"]
@@ -146,9 +145,8 @@ func TestImportBadInput(t *testing.T) {
 		return m.Layers[i].Digest
 	}
 	tests := []struct {
-		name    string
-		make    func(t *testing.T, dir string) (path, mention string)
-		mention string
+		name string
+		make func(t *testing.T, dir string) (path, mention string) // the input and what the error must name
 	}{
 		{"truncated archive", func(t *testing.T, dir string) (string, string) {
 			good(t, dir)
@@ -157,7 +155,7 @@ func TestImportBadInput(t *testing.T) {
 			b := readFile(t, out)
 			writeFile(t, out, b[:len(b)*2/3])
 			return out, "unexpected EOF"
-		}, ""},
+		}},
 		{"wrong digest", func(t *testing.T, dir string) (string, string) {
 			good(t, dir)
 			d := layerDigest(t, dir, 1)
@@ -166,19 +164,19 @@ func TestImportBadInput(t *testing.T) {
 			b[len(b)/2] ^= 1
 			writeFile(t, p, b)
 			return dir, d
-		}, ""},
+		}},
 		{"missing blob", func(t *testing.T, dir string) (string, string) {
 			good(t, dir)
 			d := layerDigest(t, dir, 0)
 			os.Remove(filepath.Join(dir, "blobs/sha256", d[7:]))
 			return dir, d
-		}, ""},
+		}},
 		{"unknown media type", func(t *testing.T, dir string) (string, string) {
 			writeLayout(t, dir, image{RefName: "docker.io/library/bad:1", Layers: []layer{{
 				Blob: []byte("not a tar"), MediaType: "application/x-mystery", DiffID: digestOf([]byte("x")),
 			}}})
 			return dir, "application/x-mystery"
-		}, ""},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,6 +102,8 @@ type verifier struct {
 	err  error // sticky result once EOF was seen
 }
 
+var _ io.ReadCloser = (*verifier)(nil)
+
 func newVerifier(rc io.ReadCloser, want v1.Hash, size int64) *verifier {
 	return &verifier{r: rc, c: rc, want: want, size: size, h: sha256.New()}
 }

@@ -48,6 +48,10 @@ func TestPutImageAndImageView(t *testing.T) {
 	if got, _ := img.Digest(); got != d.Digest {
 		t.Errorf("Image(%s).Digest() = %s", d.Digest, got)
 	}
+	// Untagged, it still resolves by digest, described from the blob.
+	if got, err := s.Resolve(d.Digest.String()); err != nil || got.MediaType != types.OCIManifestSchema1 || got.Size != d.Size {
+		t.Errorf("Resolve(untagged digest) = %+v, %v; want %+v", got, err, d)
+	}
 	// PutImage is deterministic: same inputs, same manifest.
 	if d2, err := s.PutImage(ctx, cfg, []v1.Descriptor{layer}, map[string]string{"org.example": "yes"}); err != nil || d2.Digest != d.Digest {
 		t.Errorf("second PutImage = %s, %v; want %s", d2.Digest, err, d.Digest)

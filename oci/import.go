@@ -265,7 +265,10 @@ func (im *importer) visit(d v1.Descriptor, kind blobKind, _ []byte, m *v1.Manife
 // need makes sure blob d will be in the store: already there with the
 // right size, or staged from the source and verified.
 func (im *importer) need(d v1.Descriptor, kind blobKind) error {
-	if _, ok := im.staged[d.Digest]; ok {
+	if ing, ok := im.staged[d.Digest]; ok {
+		if ing.Size() != d.Size {
+			return fmt.Errorf("%s %s: descriptor size %d, blob has %d bytes: %w", kind, d.Digest, d.Size, ing.Size(), ErrSizeMismatch)
+		}
 		return nil
 	}
 	if err := checkHash(d.Digest); err != nil {
@@ -306,6 +309,8 @@ func (im *importer) commit() error {
 
 // dirSource reads blobs from an OCI layout directory.
 type dirSource struct{ dir string }
+
+var _ blobSource = (*dirSource)(nil)
 
 func (src *dirSource) stage(ctx context.Context, s *Store, d v1.Descriptor) (_ *Ingest, err error) {
 	f, err := os.Open(filepath.Join(src.dir, ocispec.ImageBlobsDir, d.Digest.Algorithm, d.Digest.Hex))

@@ -31,6 +31,8 @@ type archive struct {
 	all      []*Ingest
 }
 
+var _ blobSource = (*archive)(nil)
+
 // metaFiles are read into memory: the layout and docker save metadata.
 var metaFiles = map[string]bool{
 	ocispec.ImageLayoutFile: true,

@@ -36,12 +36,14 @@ to any more (this waits for other minibuild commands on the store to end).`,
 					fmt.Fprintf(a.stdout, "Untagged: %s\n", n)
 				}
 			}
-			res, err := s.GC(cmd.Context(), nil)
-			for _, h := range res.Blobs {
-				fmt.Fprintf(a.stdout, "Deleted: %s\n", h)
-			}
-			if err != nil {
-				return err
+			if failed < len(args) {
+				res, err := s.GC(cmd.Context(), nil)
+				for _, h := range res.Blobs {
+					fmt.Fprintf(a.stdout, "Deleted: %s\n", h)
+				}
+				if err != nil {
+					return err
+				}
 			}
 			if failed > 0 {
 				return &exitError{code: exitFailure, err: fmt.Errorf("rmi: %d of %d images not removed", failed, len(args))}
