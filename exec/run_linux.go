@@ -39,6 +39,11 @@ const waitDelay = 5 * time.Second
 // discarded.
 //
 // Run never reads the caller's stdin; the command's is /dev/null.
+//
+// NOTE: the kernel sends the init's parent-death signal when the OS
+// thread that started it exits, not the process. Go ends threads only for
+// goroutines that exit while locked to one (runtime.LockOSThread), so Run
+// must not be called from such a goroutine unless it waits for Run first.
 func Run(ctx context.Context, s Spec) error {
 	if err := s.validate(); err != nil {
 		return fmt.Errorf("run: %w", err)
