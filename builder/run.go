@@ -34,6 +34,9 @@ func dispatchRun(st *stageState, step *Step, c *instructions.RunCommand) error {
 		Mounts:     instructions.GetMounts(c),
 		Files:      files,
 	}
+	if len(op.Mounts) == 0 {
+		op.Mounts = nil
+	}
 	step.Run = op
 	can := canonical{name: "RUN"}
 	for _, m := range op.Mounts {

@@ -131,6 +131,9 @@ func (p *planner) stageByName(name string, before int) *Stage {
 
 // stageCommands collects the stage's own commands, resolving COPY --from.
 func (p *planner) stageCommands(s *Stage) error {
+	if s.From.Kind == FromStage {
+		addDep(s, s.From.Stage)
+	}
 	if p.replaced[s] {
 		return nil
 	}
