@@ -1,0 +1,103 @@
+package cache_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"minibuild/cache"
+	"minibuild/cache/cachetest"
+)
+
+// benchContext returns a 20k-file tree shaped like
+// bench/corpus/02-many-files: $MINIBUILD_BENCH_CONTEXT (e.g. made by its
+// gen.sh) or a generated one. It waits until the files are older than
+// RacyWindow, as a context that was not just edited is.
+func benchContext(b *testing.B) string {
+	b.Helper()
+	if dir := os.Getenv("MINIBUILD_BENCH_CONTEXT"); dir != "" {
+		return dir
+	}
+	dir := b.TempDir()
+	cachetest.ManyFiles(b, dir, cachetest.ManyFilesOptions{Large: 4})
+	time.Sleep(cache.RacyWindow + 100*time.Millisecond)
+	return dir
+}
+
+// dockerignore02 is bench/corpus/02-many-files/.dockerignore as a Select.
+func dockerignore02(rel string, isDir bool) (bool, bool) {
+	if strings.HasSuffix(rel, ".tmp") || rel == "gen.sh" || rel == "bench.conf" {
+		return false, false
+	}
+	return true, true
+}
+
+// BenchmarkNoopScan is the context part of a no-op rebuild of corpus 02:
+// load the stat cache, scan 20k files (all stat-cache hits), digest the
+// COPY sources, save (nothing to write).
+func BenchmarkNoopScan(b *testing.B) {
+	dir := benchContext(b)
+	statPath := filepath.Join(b.TempDir(), "stat")
+	ctx := context.Background()
+	warm, err := cache.LoadStatCache(statPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cache.Scan(ctx, dir, cache.ScanOptions{Select: dockerignore02, Cache: warm}); err != nil {
+		b.Fatal(err)
+	}
+	if err := warm.Save(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cpu := cpuTime()
+	for b.Loop() {
+		sc, err := cache.LoadStatCache(statPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		files, err := cache.Scan(ctx, dir, cache.ScanOptions{Select: dockerignore02, Cache: sc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cache.Digest(cache.Subtrees(files, "small"))
+		cache.Digest(cache.Subtrees(files, "large"))
+		if err := sc.Save(); err != nil {
+			b.Fatal(err)
+		}
+		if sc.Len() < 20000 {
+			b.Fatalf("stat cache has %d entries, want ≥ 20000", sc.Len())
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+// cpuTime is this process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds CPU time per op: wall time is noisy on a shared machine.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
+// BenchmarkColdScan hashes every file (no stat cache).
+func BenchmarkColdScan(b *testing.B) {
+	dir := benchContext(b)
+	cpu := cpuTime()
+	for b.Loop() {
+		if _, err := cache.Scan(context.Background(), dir, cache.ScanOptions{Select: dockerignore02}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
