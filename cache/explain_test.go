@@ -99,11 +99,19 @@ func reasonCases() (fakeListings, []struct {
 			`instruction changed at line 4: "make test" (was "make")`, cache.ReasonInstruction},
 		{"stage input", run(nil), run(func(p *cache.Parts) { p.Inputs[0].Digest = hash("a2") }), named,
 			"input changed: stage deps (step 3 was rebuilt)", cache.ReasonInput},
-		{"image input", run(func(p *cache.Parts) { p.Inputs = []cache.Input{{Kind: cache.InputImage, Name: "alpine:3", Digest: hash("c1")}} }),
-			run(func(p *cache.Parts) { p.Inputs = []cache.Input{{Kind: cache.InputImage, Name: "alpine:3", Digest: hash("c2")}} }), named,
+		{"image input", run(func(p *cache.Parts) {
+			p.Inputs = []cache.Input{{Kind: cache.InputImage, Name: "alpine:3", Digest: hash("c1")}}
+		}),
+			run(func(p *cache.Parts) {
+				p.Inputs = []cache.Input{{Kind: cache.InputImage, Name: "alpine:3", Digest: hash("c2")}}
+			}), named,
 			"input changed: image alpine:3 now sha256:c2c2c2c2c2c2 (was sha256:c1c1c1c1c1c1)", cache.ReasonInput},
-		{"url input", run(func(p *cache.Parts) { p.Inputs = []cache.Input{{Kind: cache.InputURL, Name: "https://x/y.tgz", Digest: hash("c1")}} }),
-			run(func(p *cache.Parts) { p.Inputs = []cache.Input{{Kind: cache.InputURL, Name: "https://x/y.tgz", Digest: hash("c2")}} }), named,
+		{"url input", run(func(p *cache.Parts) {
+			p.Inputs = []cache.Input{{Kind: cache.InputURL, Name: "https://x/y.tgz", Digest: hash("c1")}}
+		}),
+			run(func(p *cache.Parts) {
+				p.Inputs = []cache.Input{{Kind: cache.InputURL, Name: "https://x/y.tgz", Digest: hash("c2")}}
+			}), named,
 			"input changed: https://x/y.tgz now sha256:c2c2c2c2c2c2 (was sha256:c1c1c1c1c1c1)", cache.ReasonInput},
 		{"input added", run(func(p *cache.Parts) { p.Inputs = nil }), run(nil), named,
 			"input added: stage deps", cache.ReasonInput},

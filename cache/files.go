@@ -43,7 +43,7 @@ const (
 type File struct {
 	// Path is slash-separated and relative to the build context root,
 	// without "./" or a trailing slash.
-	Path string `json:"path"`
+	Path string   `json:"path"`
 	Type FileType `json:"type"`
 	// Mode holds the permission bits and setuid/setgid/sticky (07777).
 	Mode uint32 `json:"mode"`

@@ -3,8 +3,8 @@ package cache
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"

@@ -17,7 +17,9 @@ func TestScopeObserved(t *testing.T) {
 		Workdir: "/src",
 		User:    "app",
 	}
-	env := func(name, value string) cache.EnvVar { return cache.EnvVar{Kind: cache.EnvENV, Name: name, Value: value} }
+	env := func(name, value string) cache.EnvVar {
+		return cache.EnvVar{Kind: cache.EnvENV, Name: name, Value: value}
+	}
 	allEnv := []cache.EnvVar{env("PATH", "/usr/bin"), env("VERSION", "from-env"), env("EMPTY", "")}
 	arg := cache.EnvVar{Kind: cache.EnvARG, Name: "DEBUG", Value: "1"} // VERSION is shadowed by ENV
 	wd := cache.EnvVar{Kind: cache.EnvWorkdir, Value: "/src"}
