@@ -1,16 +1,21 @@
 package exec_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"minibuild/exec"
 	"minibuild/exec/exectest"
 	"minibuild/internal/testenv"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRunKillsDaemons(t *testing.T) {
@@ -131,5 +136,64 @@ func TestRunLeavesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Root.Work); err != nil {
 		t.Errorf("work dir: %v, want it kept", err)
+	}
+}
+
+// TestRunDiesWithMinibuild kills the process that called Run with SIGKILL
+// and checks that the sandbox and everything in it die too (the init's
+// parent-death signal), leaving no process or mount.
+func TestRunDiesWithMinibuild(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lower := exectest.Root(t)
+	r := exectest.NewRoot(t, lower)
+	cmd := osexec.Command(self, helperArg, lower, r.Upper, r.Work, "sleep 7654328 & echo started; sleep 7654329")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "started\n" {
+		cmd.Process.Kill()
+		t.Fatalf("helper said %q, %v; want started", line, err)
+	}
+	// The helper's only child is the sandbox's PID 1. A pidfd for it
+	// becomes readable once it is gone, and the kernel reaps the rest of
+	// its PID namespace before that.
+	var pidfd int = -1
+	for _, pid := range pids(t) {
+		if ppid(t, pid) == strconv.Itoa(cmd.Process.Pid) {
+			n, _ := strconv.Atoi(pid)
+			if pidfd, err = unix.PidfdOpen(n, 0); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(pidfd)
+		}
+	}
+	if pidfd < 0 {
+		cmd.Process.Kill()
+		t.Fatal("sandbox process not found")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, -1); err != nil {
+		t.Fatal(err)
+	}
+	for _, marker := range []string{"7654328", "7654329"} {
+		if p := processes(t, marker); p != nil {
+			t.Errorf("processes left after the caller was killed: %q", p)
+		}
+	}
+	if m := mountsMentioning(t, "/proc/self/mountinfo", filepath.Dir(r.Upper)); m != nil {
+		t.Errorf("mounts left after the caller was killed: %q", m)
 	}
 }

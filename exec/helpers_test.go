@@ -106,18 +106,27 @@ func children(t *testing.T) []string {
 	self := strconv.Itoa(os.Getpid())
 	var found []string
 	for _, pid := range pids(t) {
-		b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces and parentheses.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[1] == self {
+		if ppid(t, pid) == self {
 			found = append(found, pid)
 		}
 	}
 	return found
+}
+
+// ppid returns the parent of pid, or "" if it is gone.
+func ppid(t *testing.T, pid string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) state ppid …; comm may hold spaces and parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
 }
 
 func pids(t *testing.T) []string {

@@ -48,8 +48,8 @@ func (s Spec) Mounts() []Mount {
 		mask("/sys/firmware/"),
 		mask("/sys/devices/virtual/powercap/"),
 		Mount{Type: "bind", Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", Options: []string{"bind", "ro", "nosuid", "nodev", "noexec", "nofail"}},
-		Mount{Type: "bind", Source: filepath.Join(s.Root.etcFiles(), "hosts"), Target: "/etc/hosts", Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
-		Mount{Type: "bind", Source: filepath.Join(s.Root.etcFiles(), "hostname"), Target: "/etc/hostname", Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
+		Mount{Type: "bind", Source: s.Root.hostsFile(), Target: "/etc/hosts", Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
+		Mount{Type: "bind", Source: s.Root.hostnameFile(), Target: "/etc/hostname", Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 	)
 	return ms
 }

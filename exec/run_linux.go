@@ -202,10 +202,6 @@ func prepareRoot(r RootSpec) error {
 // Work. hosts is the host's (for names a host network resolves through
 // it) plus the sandbox's host name, which programs expect to resolve.
 func writeEtcFiles(s Spec) error {
-	dir := s.Root.etcFiles()
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return fmt.Errorf("prepare root: %w", err)
-	}
 	hosts, err := os.ReadFile("/etc/hosts")
 	if err != nil {
 		hosts = []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
@@ -214,10 +210,11 @@ func writeEtcFiles(s Spec) error {
 		hosts = append(hosts, '\n')
 	}
 	hosts = append(hosts, "127.0.0.1\t"+s.hostname()+"\n"...)
-	for name, data := range map[string][]byte{"hosts": hosts, "hostname": []byte(s.hostname() + "\n")} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return fmt.Errorf("prepare root: %w", err)
-		}
+	if err := os.WriteFile(s.Root.hostsFile(), hosts, 0o644); err != nil {
+		return fmt.Errorf("prepare root: %w", err)
+	}
+	if err := os.WriteFile(s.Root.hostnameFile(), []byte(s.hostname()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("prepare root: %w", err)
 	}
 	return nil
 }

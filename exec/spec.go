@@ -142,9 +142,10 @@ func IsInit() bool {
 
 // Layout of Work. Each name is a direct child so that emptying Work
 // removes everything a mount left.
-func (r RootSpec) ovlWork() string  { return filepath.Join(r.Work, "ovl") }
-func (r RootSpec) merged() string   { return filepath.Join(r.Work, "root") }
-func (r RootSpec) etcFiles() string { return filepath.Join(r.Work, "etc") }
+func (r RootSpec) ovlWork() string      { return filepath.Join(r.Work, "ovl") }
+func (r RootSpec) merged() string       { return filepath.Join(r.Work, "root") }
+func (r RootSpec) hostsFile() string    { return filepath.Join(r.Work, "hosts") }
+func (r RootSpec) hostnameFile() string { return filepath.Join(r.Work, "hostname") }
 
 // Mount returns the mount of the root filesystem, Target "/": an overlay,
 // or a bind mount of Upper when there is no lower layer.
