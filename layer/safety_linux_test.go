@@ -162,15 +162,11 @@ func escapeFixture(t testing.TB) (parent, root, outside string) {
 // directory).
 func snapshotOutside(t testing.TB, parent string) []layertest.Node {
 	t.Helper()
-	var out []layertest.Node
-	for _, n := range layertest.Snapshot(t, parent) {
-		if strings.HasPrefix(n.Path, "root/") {
-			continue
+	out := layertest.Snapshot(t, parent, "root")
+	for i := range out {
+		if out[i].Path == "root" {
+			out[i].ModTime = old // changes whenever an entry is created in it
 		}
-		if n.Path == "root" {
-			n.ModTime = old // changes whenever an entry is created in it
-		}
-		out = append(out, n)
 	}
 	return out
 }

@@ -115,21 +115,27 @@ func SetTimes(p string, t time.Time) error {
 // Snapshot describes every file under root (not root itself) in walk
 // order: type, mode, owner, content, link target, device numbers, mtime
 // and all xattrs. Later links to one inode appear as TypeLink nodes whose
-// Target is the first path (with their own mtime and no xattrs).
-func Snapshot(t testing.TB, root string) []Node {
+// Target is the first path (with their own mtime and no xattrs). The
+// contents of the directories named in skip (relative paths) are left out;
+// the directories themselves are listed.
+func Snapshot(t testing.TB, root string, skip ...string) []Node {
 	t.Helper()
 	var out []Node
 	first := make(map[[2]uint64]string)
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil || p == root {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
-		n, err := describe(p, filepath.ToSlash(rel), first)
+		rel = filepath.ToSlash(rel)
+		n, err := describe(p, rel, first)
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 		out = append(out, n)
+		if de.IsDir() && slices.Contains(skip, rel) {
+			return fs.SkipDir
+		}
 		return nil
 	})
 	if err != nil {
