@@ -255,7 +255,7 @@ func TestApplyReplace(t *testing.T) {
 		return layertest.Node{Path: p, Type: typ, Mode: 0o755, UID: uid, GID: gid, Data: data, Target: data}
 	}
 	e := func(name string, typ byte, s string) layertest.Entry {
-		e := layertest.Entry{Name: name, Type: typ, Mode: 0o640, UID: uid, GID: gid, ModTime: old}
+		e := layertest.Entry{Name: name, Type: typ, Mode: 0o750, UID: uid, GID: gid, ModTime: old}
 		if typ == tar.TypeReg {
 			e.Body = s
 		} else {
@@ -308,7 +308,7 @@ func TestApplyReplace(t *testing.T) {
 	if b, _ := os.ReadFile(target); string(b) != "target" {
 		t.Errorf("symlink target outside the root = %q, want it untouched", b)
 	}
-	if fi, _ := os.Stat(filepath.Join(root, "merged")); fi.Mode().Perm() != 0o640 {
-		t.Errorf("merged directory mode = %v, want the entry's 0640", fi.Mode().Perm())
+	if fi, _ := os.Stat(filepath.Join(root, "merged")); fi.Mode().Perm() != 0o750 {
+		t.Errorf("merged directory mode = %v, want the entry's 0750", fi.Mode().Perm())
 	}
 }

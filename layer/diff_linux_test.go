@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,13 @@ func diffBytes(t *testing.T, dir string, opts layer.DiffOptions) (layer.Descript
 		t.Fatalf("Diff(%s).Size = %d, wrote %d bytes", dir, d.Size, buf.Len())
 	}
 	return d, buf.Bytes()
+}
+
+// own makes n owned by the user running the test, so that tests without
+// privileges can build it.
+func own(n layertest.Node) layertest.Node {
+	n.UID, n.GID = os.Getuid(), os.Getgid()
+	return n
 }
 
 // representative is a tree with one of everything Diff handles.
@@ -205,8 +213,8 @@ func TestDiffReservedName(t *testing.T) {
 			t.Parallel()
 			root := t.TempDir()
 			layertest.Build(t, root,
-				layertest.Node{Path: "sub", Type: tar.TypeDir, Mode: 0o755},
-				layertest.Node{Path: name, Type: tar.TypeReg, Mode: 0o644})
+				own(layertest.Node{Path: "sub", Type: tar.TypeDir, Mode: 0o755}),
+				own(layertest.Node{Path: name, Type: tar.TypeReg, Mode: 0o644}))
 			_, err := layer.Diff(context.Background(), root, &bytes.Buffer{}, layer.DiffOptions{})
 			if !errors.Is(err, layer.ErrReservedName) {
 				t.Errorf("Diff(tree with %s) = %v, want ErrReservedName", name, err)
@@ -218,7 +226,7 @@ func TestDiffReservedName(t *testing.T) {
 func TestDiffCanceled(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	layertest.Build(t, root, layertest.Node{Path: "f", Type: tar.TypeReg, Mode: 0o644, Data: "x"})
+	layertest.Build(t, root, own(layertest.Node{Path: "f", Type: tar.TypeReg, Mode: 0o644, Data: "x"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := layer.Diff(ctx, root, &bytes.Buffer{}, layer.DiffOptions{}); !errors.Is(err, context.Canceled) {
@@ -242,7 +250,7 @@ func (w *failWriter) Write(p []byte) (int, error) {
 func TestDiffWriteError(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	layertest.Build(t, root, layertest.Node{Path: "f", Type: tar.TypeReg, Mode: 0o644, Data: string(randomBytes(1, 3<<20))})
+	layertest.Build(t, root, own(layertest.Node{Path: "f", Type: tar.TypeReg, Mode: 0o644, Data: string(randomBytes(1, 3<<20))}))
 	for _, c := range []layer.Compression{layer.Gzip, layer.Zstd, layer.Uncompressed} {
 		_, err := layer.Diff(context.Background(), root, &failWriter{n: 1000}, layer.DiffOptions{Compression: c})
 		if !errors.Is(err, errWrite) {
