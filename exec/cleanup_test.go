@@ -9,6 +9,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"minibuild/exec"
@@ -195,5 +196,41 @@ func TestRunDiesWithMinibuild(t *testing.T) {
 	}
 	if m := mountsMentioning(t, "/proc/self/mountinfo", filepath.Dir(r.Upper)); m != nil {
 		t.Errorf("mounts left after the caller was killed: %q", m)
+	}
+}
+
+// TestRunSurvivesThreadExits runs sandboxes while WithRoot ends OS
+// threads (as it does by design): the thread that forked a sandbox must
+// not be one of them, or the parent-death signal kills the sandbox.
+func TestRunSurvivesThreadExits(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	lower := exectest.Root(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := exectest.NewRoot(t, lower)
+				if err := exec.WithRoot(context.Background(), r, func(string) error { return nil }); err != nil {
+					t.Errorf("WithRoot = %v", err)
+					return
+				}
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	for i := range 30 {
+		s := exec.Spec{Root: exectest.NewRoot(t, lower)}
+		if out, err := sh(t, s, "sleep 0.02"); err != nil {
+			t.Fatalf("run %d: %v; output:\n%s", i, err, out)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -39,11 +40,6 @@ const waitDelay = 5 * time.Second
 // discarded.
 //
 // Run never reads the caller's stdin; the command's is /dev/null.
-//
-// NOTE: the kernel sends the init's parent-death signal when the OS
-// thread that started it exits, not the process. Go ends threads only for
-// goroutines that exit while locked to one (runtime.LockOSThread), so Run
-// must not be called from such a goroutine unless it waits for Run first.
 func Run(ctx context.Context, s Spec) error {
 	if err := s.validate(); err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -65,6 +61,13 @@ func Run(ctx context.Context, s Spec) error {
 }
 
 func runSandbox(ctx context.Context, s Spec) error {
+	// The kernel sends the init its parent-death signal when the thread
+	// that forked it exits, not the process, and Go ends any thread that a
+	// goroutine leaves while locked to it (WithRoot does so on purpose).
+	// Holding this thread until the init is reaped keeps it alive and out
+	// of other goroutines' hands (golang/go#27505).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("start sandbox: %w", err)
