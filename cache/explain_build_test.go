@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,7 +61,7 @@ func play(w world, records map[v1.Hash]bool, listings fakeListings) cache.Build 
 		return cache.StepParent(k)
 	}
 	context := func(files []cache.File) cache.Input {
-		listings[cache.Digest(files)] = files
+		listings[cache.Digest(files)] = slices.Clone(files) // as PutFiles stores a copy
 		return cache.Input{Kind: cache.InputContext, Digest: cache.Digest(files)}
 	}
 	scope := cache.Scope{Env: goEnv}

@@ -132,14 +132,15 @@ func sortedFiles(files []File) []File {
 // Subtrees returns the entries of a sorted listing that are one of roots
 // or below one, in order and without duplicates. A root of "." or ""
 // selects everything. It is how the builder cuts one COPY's sources out of
-// a whole-context [Scan].
+// a whole-context [Scan]. When the selection is one contiguous run of
+// files, the result shares files' backing array (no copy); callers must
+// not modify it.
 func Subtrees(files []File, roots ...string) []File {
-	type span struct{ lo, hi int }
 	var spans []span
 	for _, r := range roots {
 		r = strings.TrimPrefix(path.Clean("/"+r), "/")
 		if r == "" {
-			return slices.Clone(files)
+			return files
 		}
 		if i, ok := slices.BinarySearchFunc(files, r, pathCmp); ok {
 			spans = append(spans, span{i, i + 1})
@@ -151,15 +152,34 @@ func Subtrees(files []File, roots ...string) []File {
 			spans = append(spans, span{lo, hi})
 		}
 	}
-	slices.SortFunc(spans, func(a, b span) int { return a.lo - b.lo })
+	spans = mergeSpans(spans)
+	switch len(spans) {
+	case 0:
+		return nil
+	case 1:
+		return files[spans[0].lo:spans[0].hi:spans[0].hi]
+	}
 	var out []File
-	end := 0
 	for _, s := range spans {
-		s.lo = max(s.lo, end)
-		if s.lo < s.hi {
-			out = append(out, files[s.lo:s.hi]...)
-			end = s.hi
+		out = append(out, files[s.lo:s.hi]...)
+	}
+	return out
+}
+
+// span is the index range [lo, hi).
+type span struct{ lo, hi int }
+
+// mergeSpans returns the union of spans as sorted, disjoint,
+// non-adjacent ranges.
+func mergeSpans(spans []span) []span {
+	slices.SortFunc(spans, func(a, b span) int { return a.lo - b.lo })
+	var out []span
+	for _, s := range spans {
+		if n := len(out); n > 0 && s.lo <= out[n-1].hi {
+			out[n-1].hi = max(out[n-1].hi, s.hi)
+			continue
 		}
+		out = append(out, s)
 	}
 	return out
 }

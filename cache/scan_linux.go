@@ -50,7 +50,7 @@ func Scan(ctx context.Context, dir string, opts ScanOptions) ([]File, error) {
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
-	s := &scanner{ctx: ctx, opts: opts, rootfd: rootfd}
+	s := &scanner{ctx: ctx, opts: opts, rootfd: rootfd, nodes: map[string]*node{}}
 	s.cond.L = &s.mu
 	rfd, err := syscall.Dup(rootfd)
 	if err != nil {
@@ -70,33 +70,114 @@ func Scan(ctx context.Context, dir string, opts ScanOptions) ([]File, error) {
 	if s.err != nil {
 		return nil, fmt.Errorf("scan %s: %w", dir, s.err)
 	}
-	return gatherSorted(s.chunks, s.n), nil
+	return s.assemble(), nil
 }
 
 const atFDCWD = -100 // AT_FDCWD
 
-// gatherSorted concatenates the chunks in path order. It sorts pointers,
-// not the 100-byte File values, and copies each value once.
-func gatherSorted(chunks [][]File, n int) []File {
-	ptrs := make([]*File, 0, n)
-	for _, c := range chunks {
-		for i := range c {
-			ptrs = append(ptrs, &c[i])
+// node is what the scan found in one directory.
+type node struct {
+	self  *File    // the directory's own entry, when selected
+	files []File   // its selected non-directory children
+	dirs  []string // names of the subdirectories queued from it
+}
+
+// assemble emits the listing in byte-wise path order without sorting
+// full paths: a depth-first walk that orders each directory's children
+// by name, placing a subdirectory's own entry at "name" and its contents
+// at "name/" (so "a" < "a.txt" < "a/x", as a full-path sort would).
+func (s *scanner) assemble() []File {
+	out := make([]File, 0, s.n)
+	type item struct {
+		name  string
+		file  *File  // an entry to emit, or
+		sub   string // a subdirectory to walk (its key is name + "/")
+		slash bool
+	}
+	var walk func(rel string)
+	walk = func(rel string) {
+		nd := s.nodes[rel]
+		if nd == nil {
+			return
+		}
+		prefix := 0
+		if rel != "" {
+			prefix = len(rel) + 1
+		}
+		items := make([]item, 0, len(nd.files)+2*len(nd.dirs))
+		for i := range nd.files {
+			items = append(items, item{name: nd.files[i].Path[prefix:], file: &nd.files[i]})
+		}
+		for _, name := range nd.dirs {
+			child := joinRel(rel, name)
+			cn := s.nodes[child]
+			if cn == nil {
+				continue // vanished
+			}
+			if cn.self != nil {
+				items = append(items, item{name: name, file: cn.self})
+			}
+			items = append(items, item{name: name, sub: child, slash: true})
+		}
+		slices.SortFunc(items, func(a, b item) int { return compareKeys(a.name, a.slash, b.name, b.slash) })
+		for _, it := range items {
+			if it.file != nil {
+				out = append(out, *it.file)
+			} else {
+				walk(it.sub)
+			}
 		}
 	}
-	slices.SortFunc(ptrs, func(a, b *File) int { return strings.Compare(a.Path, b.Path) })
-	files := make([]File, len(ptrs))
-	for i, p := range ptrs {
-		files[i] = *p
+	walk("")
+	return out
+}
+
+// compareKeys compares name+"/" (when slash) or name, for names that
+// contain no "/", without building the strings.
+func compareKeys(a string, aSlash bool, b string, bSlash bool) int {
+	n := min(len(a), len(b))
+	if c := strings.Compare(a[:n], b[:n]); c != 0 {
+		return c
 	}
-	return files
+	switch {
+	case len(a) == len(b):
+		return boolCompare(aSlash, bSlash) // "a" before "a/"
+	case len(a) < len(b):
+		if !aSlash {
+			return -1
+		}
+		return strings.Compare("/", b[n:n+1])
+	default:
+		if !bSlash {
+			return 1
+		}
+		return strings.Compare(a[n:n+1], "/")
+	}
+}
+
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+func joinRel(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
 }
 
 // scanTask is a directory to list (hash false) or a big file to hash.
 type scanTask struct {
-	fd      int  // open directory or file; -1: reopen the directory by path
-	hash    bool // fd is a regular file to hash into file
-	file    File // the entry to emit (directory: if include)
+	fd      int    // open directory or file; -1: reopen the directory by path
+	hash    bool   // fd is a regular file to hash into file
+	parent  string // hash: the directory the file is in
+	file    File   // the entry to emit (directory: if include)
 	include bool
 	descend bool
 }
@@ -113,8 +194,8 @@ type scanner struct {
 	tasks   []scanTask
 	pending int // tasks queued or running
 	err     error
-	chunks  [][]File
-	n       int
+	nodes   map[string]*node // by directory path ("" is the root)
+	n       int              // entries found
 }
 
 func (s *scanner) push(t scanTask) {
@@ -147,13 +228,29 @@ func (s *scanner) pop() (scanTask, bool) {
 	return t, true
 }
 
-func (s *scanner) finish(err error, files ...File) {
+// finish records a task's result: for directory rel, its own entry (if
+// any), files and queued subdirectories.
+func (s *scanner) finish(err error, rel string, self *File, files []File, dirs []string) {
 	s.mu.Lock()
 	if err != nil && s.err == nil {
 		s.err = err
 	}
-	if len(files) > 0 {
-		s.chunks = append(s.chunks, files)
+	if err == nil {
+		nd := s.nodes[rel]
+		if nd == nil {
+			nd = &node{}
+			s.nodes[rel] = nd
+		}
+		if self != nil {
+			nd.self = self
+			s.n++
+		}
+		if nd.files == nil {
+			nd.files = files // no copy: the usual case, one task per directory
+		} else {
+			nd.files = append(nd.files, files...)
+		}
+		nd.dirs = append(nd.dirs, dirs...)
 		s.n += len(files)
 	}
 	s.pending--
@@ -172,16 +269,16 @@ func (s *scanner) work() {
 		}
 		if err := s.ctx.Err(); err != nil {
 			closeFD(t.fd)
-			s.finish(err)
+			s.finish(err, "", nil, nil, nil)
 			continue
 		}
 		if t.hash {
 			err := s.hash(t.fd, &t.file)
-			s.finish(err, t.file)
+			s.finish(err, t.parent, nil, []File{t.file}, nil)
 			continue
 		}
-		files, err := s.dir(t, dirBuf)
-		s.finish(err, files...)
+		self, files, dirs, err := s.dir(t, dirBuf)
+		s.finish(err, t.file.Path, self, files, dirs)
 	}
 }
 
@@ -192,127 +289,143 @@ func closeFD(fd int) {
 }
 
 // dir lists one directory: its own entry (with xattrs) if included, and
-// if descending, every child, queueing subdirectories and big files.
-func (s *scanner) dir(t scanTask, buf []byte) ([]File, error) {
+// if descending, its children: files are returned, subdirectories and big
+// files queued (dirs names the subdirectories).
+func (s *scanner) dir(t scanTask, buf []byte) (self *File, files []File, dirs []string, err error) {
 	fd := t.fd
 	if fd < 0 {
-		var err error
 		if fd, err = s.reopen(t.file.Path); err != nil {
-			return nil, vanished(err)
+			return nil, nil, nil, vanished(err)
 		}
 	}
 	defer syscall.Close(fd)
-	var out []File
 	if t.include {
 		x, err := fxattrs(fd)
 		if err != nil {
-			return nil, fmt.Errorf("read xattrs of %s: %w", t.file.Path, err)
+			return nil, nil, nil, fmt.Errorf("read xattrs of %s: %w", t.file.Path, err)
 		}
 		t.file.Xattrs = x
-		out = append(out, t.file)
+		self = &t.file
 	}
 	if !t.descend {
-		return out, nil
+		return self, nil, nil, nil
 	}
-	err := forEachName(fd, buf, func(name []byte, dtype uint8) error {
-		f, keep, err := s.entry(fd, t.file.Path, name, dtype)
-		if keep {
-			out = append(out, f)
+	var sd statDir
+	if s.opts.Cache != nil {
+		sd = s.opts.Cache.dir(t.file.Path)
+	}
+	err = forEachName(fd, buf, func(n int) { files = slices.Grow(files, n) }, func(name []byte, dtype uint8) error {
+		f, what, err := s.entry(fd, t.file.Path, name, dtype, sd)
+		switch what {
+		case entryFile:
+			files = append(files, f)
+		case entryDir:
+			dirs = append(dirs, f.Path[len(f.Path)-len(name)+1:])
 		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", displayPath(t.file.Path), err)
+		return nil, nil, nil, fmt.Errorf("list %s: %w", displayPath(t.file.Path), err)
 	}
-	return out, nil
+	return self, files, dirs, nil
 }
 
-// entry stats one child and returns its listing entry, or keep=false
-// when it is not selected, vanished, or was queued as a task. name is
-// the NUL-terminated name inside the directory buffer, dtype its d_type
-// (which spares the stat of entries Select rejects).
-func (s *scanner) entry(dirfd int, parent string, name []byte, dtype uint8) (f File, keep bool, err error) {
-	var rel string
-	if parent == "" {
-		rel = string(name[:len(name)-1])
-	} else {
-		rel = parent + "/" + string(name[:len(name)-1])
-	}
+// entryKind says what became of a directory entry.
+type entryKind int
+
+const (
+	entrySkipped entryKind = iota // not selected, or vanished
+	entryFile                     // returned for the listing
+	entryDir                      // queued as a directory task
+	entryQueued                   // queued as a hash task
+)
+
+// entry stats one child and returns its listing entry (entryFile), or
+// says it was skipped or queued. name is the NUL-terminated name inside
+// the directory buffer, dtype its d_type (which spares the stat of
+// entries Select rejects).
+func (s *scanner) entry(dirfd int, parent string, name []byte, dtype uint8, sd statDir) (File, entryKind, error) {
+	rel := joinRel(parent, string(name[:len(name)-1]))
 	include, descend := true, true
 	if s.opts.Select != nil && dtype != syscall.DT_UNKNOWN {
 		if include, descend = s.opts.Select(rel, dtype == syscall.DT_DIR); !include && !descend {
-			return File{}, false, nil
+			return File{}, entrySkipped, nil
 		}
 	}
 	var st syscall.Stat_t
 	if err := lstatAtPtr(dirfd, &name[0], &st); err != nil {
-		return File{}, false, vanished(fmt.Errorf("stat %s: %w", rel, err))
+		return File{}, entrySkipped, vanished(fmt.Errorf("stat %s: %w", rel, err))
 	}
 	typ := fileType(st.Mode)
 	if typ == "" {
-		return File{}, false, nil
+		return File{}, entrySkipped, nil
 	}
 	if s.opts.Select != nil && (dtype == syscall.DT_UNKNOWN || (dtype == syscall.DT_DIR) != (typ == TypeDir)) {
 		include, descend = s.opts.Select(rel, typ == TypeDir)
 	}
 	descend = descend && typ == TypeDir
 	if !include && !descend {
-		return File{}, false, nil
+		return File{}, entrySkipped, nil
 	}
-	f = File{Path: rel, Type: typ, Mode: st.Mode & 0o7777}
+	f := File{Path: rel, Type: typ, Mode: st.Mode & 0o7777}
 	base := rel[len(rel)-len(name)+1:]
+	var err error
 	switch typ {
 	case TypeDir:
-		return File{}, false, s.queueDir(dirfd, base, f, include, descend)
+		if queued, err := s.queueDir(dirfd, base, f, include, descend); !queued {
+			return File{}, entrySkipped, err
+		}
+		return f, entryDir, nil
 	case TypeFile:
 		f.Size = st.Size
-		return s.file(dirfd, base, f, statOf(&st))
+		return s.file(dirfd, parent, base, f, statOf(&st), sd)
 	case TypeSymlink:
 		if f.Linkname, err = readlinkAt(dirfd, base); err != nil {
-			return File{}, false, vanished(fmt.Errorf("read link %s: %w", rel, err))
+			return File{}, entrySkipped, vanished(fmt.Errorf("read link %s: %w", rel, err))
 		}
 	case TypeChar, TypeBlock:
 		f.Rdev = uint64(st.Rdev)
 	}
-	return f, true, nil
+	return f, entryFile, nil
 }
 
 // queueDir queues a subdirectory, opened now relative to its parent
-// unless too many descriptors are queued already.
-func (s *scanner) queueDir(dirfd int, name string, f File, include, descend bool) error {
+// unless too many descriptors are queued already. queued is false if it
+// vanished.
+func (s *scanner) queueDir(dirfd int, name string, f File, include, descend bool) (queued bool, err error) {
 	t := scanTask{fd: -1, file: f, include: include, descend: descend}
 	if s.queued.Load() < maxQueuedFDs {
 		fd, err := openAt(dirfd, name, openDirFlags)
 		if err != nil {
-			return vanished(fmt.Errorf("open %s: %w", f.Path, err))
+			return false, vanished(fmt.Errorf("open %s: %w", f.Path, err))
 		}
 		t.fd = fd
 	}
 	s.push(t)
-	return nil
+	return true, nil
 }
 
 // file fills in a regular file's digest: from the stat cache, by hashing
-// it now, or (big files) by queueing a hash task (keep=false).
-func (s *scanner) file(dirfd int, name string, f File, st Stat) (File, bool, error) {
+// it now, or (big files) by queueing a hash task.
+func (s *scanner) file(dirfd int, parent, name string, f File, st Stat, sd statDir) (File, entryKind, error) {
 	if s.opts.Cache != nil {
-		if d, x, ok := s.opts.Cache.Lookup(f.Path, st); ok {
+		if d, x, ok := sd.lookup(name, f.Path, st); ok {
 			f.Digest, f.Xattrs = d, x
-			return f, true, nil
+			return f, entryFile, nil
 		}
 	}
 	fd, err := openAt(dirfd, name, openFileFlags)
 	if err != nil {
-		return File{}, false, vanished(fmt.Errorf("open %s: %w", f.Path, err))
+		return File{}, entrySkipped, vanished(fmt.Errorf("open %s: %w", f.Path, err))
 	}
 	if f.Size >= bigFile && s.queued.Load() < maxQueuedFDs {
-		s.push(scanTask{fd: fd, hash: true, file: f})
-		return File{}, false, nil
+		s.push(scanTask{fd: fd, hash: true, parent: parent, file: f})
+		return File{}, entryQueued, nil
 	}
 	if err := s.hash(fd, &f); err != nil {
-		return File{}, false, err
+		return File{}, entrySkipped, err
 	}
-	return f, true, nil
+	return f, entryFile, nil
 }
 
 // hash reads the open regular file fd (and closes it), fills in f's
@@ -409,8 +522,9 @@ func vanished(err error) error {
 
 // forEachName calls fn for each entry of a directory but . and .., with
 // its name as a NUL-terminated slice of buf (valid only during the call)
-// and its d_type.
-func forEachName(fd int, buf []byte, fn func(name []byte, dtype uint8) error) error {
+// and its d_type. Before each batch read from the kernel it calls batch
+// with the number of entries in it (a capacity hint).
+func forEachName(fd int, buf []byte, batch func(n int), fn func(name []byte, dtype uint8) error) error {
 	// struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }
 	const nameOff = 19
 	for {
@@ -424,6 +538,11 @@ func forEachName(fd int, buf []byte, fn func(name []byte, dtype uint8) error) er
 		if n <= 0 {
 			return nil
 		}
+		count := 0
+		for off := 0; off < n; off += int(binary.NativeEndian.Uint16(buf[off+16:])) {
+			count++
+		}
+		batch(count)
 		for off := 0; off < n; {
 			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
 			rec := buf[off : off+reclen]

@@ -2,19 +2,15 @@ package cache
 
 import (
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -62,13 +58,9 @@ type StatCache struct {
 	// taken after that, so it is the write time Save records.
 	session time.Time
 
-	// loaded, byIno and byPath are immutable after LoadStatCache. Loaded
-	// entries are found by inode (an integer key hashes and compares much
-	// faster than a path), and by path when inodes repeat (hardlinks,
-	// several filesystems).
-	loaded []statEntry
-	byIno  map[uint64]int32
-	byPath map[string]int32
+	// loaded is the file read at load time, used in place: records sorted
+	// by path, binary-searched (no decoding, no index to build).
+	loaded statTable
 
 	nAdded atomic.Int32 // len(added), readable without mu
 	mu     sync.Mutex
@@ -76,20 +68,12 @@ type StatCache struct {
 	dirty  bool
 }
 
+// statEntry is an entry added in this session.
 type statEntry struct {
-	rel    string
 	st     Stat
 	hex    string // sha256, 64 hex digits
 	xattrs map[string]string
-	// used is set when the entry was looked up or added in this session;
-	// Save keeps only used entries, dropping files that went away.
-	used atomic.Bool
 }
-
-// statMagic starts a stat cache file; a CRC-32C of everything before it
-// ends it. A checksum, not a digest: it detects torn or damaged files, and
-// the store directory is private (0700), so forgery is not in scope.
-const statMagic = "minibuild-statcache-v1\n"
 
 // LoadStatCache reads the stat cache at path. A missing file gives an
 // empty cache. So does a corrupt one, which is reported to the logger
@@ -105,27 +89,45 @@ func LoadStatCache(path string, opts ...Option) (*StatCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load stat cache %s: %w", path, err)
 	}
-	written, entries, err := decodeStatCache(data)
+	written, table, err := openStatTable(data)
 	if err != nil {
 		c.log.Warn("ignoring corrupt stat cache", "path", path, "err", err)
 		return c, nil
 	}
-	c.written, c.loaded = written, entries
-	c.byIno = make(map[uint64]int32, len(entries))
-	c.byPath = map[string]int32{}
-	for i := range entries {
-		if _, dup := c.byIno[entries[i].st.Ino]; dup {
-			c.byPath[entries[i].rel] = int32(i)
-		} else {
-			c.byIno[entries[i].st.Ino] = int32(i)
-		}
-	}
+	c.written, c.loaded = written, table
 	return c, nil
 }
 
 // Lookup returns the digest and xattrs recorded for the file rel if st
 // matches the recorded stat data exactly and the entry is not racy.
 func (c *StatCache) Lookup(rel string, st Stat) (v1.Hash, map[string]string, bool) {
+	return c.dir("").lookup(rel, rel, st)
+}
+
+// statDir is the run of loaded records below one directory.
+type statDir struct {
+	c      *StatCache
+	prefix int // length of "dir/" (0 for the root)
+	lo, hi int
+}
+
+// dir returns the loaded records whose path starts with rel + "/" (all
+// of them for rel == "").
+func (c *StatCache) dir(rel string) statDir {
+	t := &c.loaded
+	if rel == "" {
+		return statDir{c: c, hi: t.n}
+	}
+	// Paths below rel sort between rel+"/" and rel+"0" ('0' follows '/').
+	lo := t.search(0, t.n, 0, rel+"/")
+	hi := t.search(lo, t.n, 0, rel+"0")
+	return statDir{c: c, prefix: len(rel) + 1, lo: lo, hi: hi}
+}
+
+// lookup is Lookup for the entry name (rel = prefix + name) of the
+// directory.
+func (d statDir) lookup(name, rel string, st Stat) (v1.Hash, map[string]string, bool) {
+	c := d.c
 	if c.nAdded.Load() > 0 {
 		c.mu.Lock()
 		e, ok := c.added[rel]
@@ -137,25 +139,13 @@ func (c *StatCache) Lookup(rel string, st Stat) (v1.Hash, map[string]string, boo
 			return v1.Hash{Algorithm: "sha256", Hex: e.hex}, e.xattrs, true
 		}
 	}
-	e := c.loadedEntry(rel, st.Ino)
-	if e == nil || e.st != st || st.racy(c.written) {
+	t := &c.loaded
+	i := t.search(d.lo, d.hi, d.prefix, name)
+	if i == d.hi || t.path(i)[d.prefix:] != name || t.stat(i) != st || st.racy(c.written) {
 		return v1.Hash{}, nil, false
 	}
-	if !e.used.Load() {
-		e.used.Store(true)
-	}
-	return v1.Hash{Algorithm: "sha256", Hex: e.hex}, e.xattrs, true
-}
-
-// loadedEntry finds the loaded entry for rel, trying its inode first.
-func (c *StatCache) loadedEntry(rel string, ino uint64) *statEntry {
-	if i, ok := c.byIno[ino]; ok && c.loaded[i].rel == rel {
-		return &c.loaded[i]
-	}
-	if i, ok := c.byPath[rel]; ok {
-		return &c.loaded[i]
-	}
-	return nil
+	t.markUsed(i)
+	return v1.Hash{Algorithm: "sha256", Hex: t.hex(i)}, t.xattrs(i), true
 }
 
 // Add records that the regular file rel, with stat data st (taken before
@@ -165,7 +155,7 @@ func (c *StatCache) loadedEntry(rel string, ino uint64) *statEntry {
 func (c *StatCache) Add(rel string, st Stat, digest v1.Hash, xattrs map[string]string) {
 	var e *statEntry
 	if digest.Algorithm == "sha256" && len(digest.Hex) == 64 && !st.racy(c.session) {
-		e = &statEntry{rel: rel, st: st, hex: digest.Hex, xattrs: xattrs}
+		e = &statEntry{st: st, hex: digest.Hex, xattrs: xattrs}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -175,9 +165,9 @@ func (c *StatCache) Add(rel string, st Stat, digest v1.Hash, xattrs map[string]s
 }
 
 // Save writes the cache back atomically if anything was added since it
-// was loaded; otherwise it does nothing. Only entries used or added since
-// loading are kept, so files that were deleted or are now ignored drop
-// out.
+// was loaded; otherwise it does nothing. Only non-racy entries used or
+// added since loading are kept, so files that were deleted or are now
+// ignored drop out.
 func (c *StatCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -198,98 +188,36 @@ func (c *StatCache) Save() error {
 func (c *StatCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := len(c.loaded)
-	if len(c.added) > 0 {
-		loaded := make(map[string]bool, len(c.loaded))
-		for i := range c.loaded {
-			loaded[c.loaded[i].rel] = true
-		}
-		for rel, e := range c.added {
-			switch {
-			case e != nil && !loaded[rel]:
-				n++
-			case e == nil && loaded[rel]:
-				n--
-			}
+	n := c.loaded.n
+	for rel, e := range c.added {
+		i := c.loaded.search(0, c.loaded.n, 0, rel)
+		old := i < c.loaded.n && c.loaded.path(i) == rel
+		switch {
+		case e != nil && !old:
+			n++
+		case e == nil && old:
+			n--
 		}
 	}
 	return n
 }
 
-// encode writes the file form: magic, session start (int64 ns, big
-// endian), entry count, entries sorted by path (path; dev, inode, mode,
-// size, mtime, ctime as varints; the digest as 64 hex digits, so a lookup
-// hands out a substring of the file instead of encoding; xattrs), then a
-// CRC-32C of all of it. Racy entries are left out. Called with c.mu held.
+// encode writes the entries to keep (see Save) as a stat cache file.
+// Called with c.mu held.
 func (c *StatCache) encode() []byte {
-	list := make([]*statEntry, 0, len(c.loaded)+len(c.added))
-	for i := range c.loaded {
-		e := &c.loaded[i]
-		if _, replaced := c.added[e.rel]; !replaced && e.used.Load() && !e.st.racy(c.session) {
-			list = append(list, e)
+	var list []tableEntry
+	t := &c.loaded
+	for i := range t.n {
+		rel := t.path(i)
+		if _, replaced := c.added[rel]; !replaced && t.isUsed(i) && !t.stat(i).racy(c.session) {
+			list = append(list, tableEntry{rel: rel, st: t.stat(i), hex: t.hex(i), xattrs: t.xattrBlob(i)})
 		}
 	}
-	for _, e := range c.added {
+	for rel, e := range c.added {
 		if e != nil && !e.st.racy(c.session) {
-			list = append(list, e)
+			list = append(list, tableEntry{rel: rel, st: e.st, hex: e.hex, xattrs: string(appendSortedXattrs(nil, e.xattrs))})
 		}
 	}
-	slices.SortFunc(list, func(a, b *statEntry) int { return cmp.Compare(a.rel, b.rel) })
-	b := make([]byte, 0, 64+len(list)*128)
-	b = append(b, statMagic...)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.session.UnixNano()))
-	b = binary.AppendUvarint(b, uint64(len(list)))
-	for _, e := range list {
-		b = appendUvarString(b, e.rel)
-		b = binary.AppendUvarint(b, e.st.Dev)
-		b = binary.AppendUvarint(b, e.st.Ino)
-		b = binary.AppendUvarint(b, uint64(e.st.Mode))
-		b = binary.AppendVarint(b, e.st.Size)
-		b = binary.AppendVarint(b, e.st.Mtime)
-		b = binary.AppendVarint(b, e.st.Ctime)
-		b = append(b, e.hex...)
-		b = appendXattrs(b, e.xattrs)
-	}
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli()))
-}
-
-// castagnoli is the CRC-32C table (hardware accelerated on amd64/arm64).
-func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
-
-func decodeStatCache(data []byte) (time.Time, []statEntry, error) {
-	if len(data) < len(statMagic)+8+4 || !strings.HasPrefix(string(data), statMagic) {
-		return time.Time{}, nil, errors.New("not a stat cache")
-	}
-	body := data[:len(data)-4]
-	if crc32.Checksum(body, castagnoli()) != binary.BigEndian.Uint32(data[len(body):]) {
-		return time.Time{}, nil, errors.New("checksum mismatch")
-	}
-	written := time.Unix(0, int64(binary.BigEndian.Uint64(body[len(statMagic):])))
-	// The entries' strings point into data, which nothing writes again:
-	// no copy of the whole file.
-	d := &decoder{s: unsafe.String(&body[0], len(body)), off: len(statMagic) + 8}
-	n := d.uvarint()
-	if n > uint64(len(body)) {
-		return time.Time{}, nil, errTruncated
-	}
-	entries := make([]statEntry, n)
-	for i := range entries {
-		e := &entries[i]
-		e.rel = d.str()
-		e.st.Dev = d.uvarint()
-		e.st.Ino = d.uvarint()
-		e.st.Mode = uint32(d.uvarint())
-		e.st.Size = d.varint()
-		e.st.Mtime = d.varint()
-		e.st.Ctime = d.varint()
-		e.hex = d.bytes(64)
-		e.xattrs = d.xattrs()
-	}
-	if d.err == nil && d.off != len(d.s) {
-		d.fail(errors.New("trailing data"))
-	}
-	if d.err != nil {
-		return time.Time{}, nil, d.err
-	}
-	return written, entries, nil
+	slices.SortFunc(list, func(a, b tableEntry) int { return cmp.Compare(a.rel, b.rel) })
+	return encodeStatTable(c.session, list)
 }

@@ -97,8 +97,8 @@ func TestStatCacheRacyRuleIsTheGuard(t *testing.T) {
 		data := c.encode()
 		c.mu.Unlock()
 		body := data[:len(data)-4]
-		binary.BigEndian.PutUint64(body[len(statMagic):], uint64(written.UnixNano()))
-		data = binary.BigEndian.AppendUint32(body, crc32.Checksum(body, castagnoli()))
+		binary.LittleEndian.PutUint64(body[16:], uint64(written.UnixNano()))
+		data = binary.LittleEndian.AppendUint32(body, crc32.Checksum(body, castagnoli()))
 		if err := os.WriteFile(c.path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
