@@ -210,7 +210,7 @@ func (s *Store) checkBlobRef(d v1.Descriptor, kind blobKind, m *v1.Manifest) err
 		_, err = parseConfig(b, m)
 		return err
 	case kindLayer:
-		size, err := s.blobSize(d.Digest)
+		size, err := s.layerSize(d.Digest) // a lazy layer is known remotely
 		if err != nil {
 			return fmt.Errorf("layer %w", err)
 		}

@@ -60,6 +60,9 @@ func (s *Store) GC(ctx context.Context, roots []v1.Hash) (res GCResult, err erro
 	if err := syncDir(s.blobsDir()); err != nil {
 		return res, fmt.Errorf("gc: %w", err)
 	}
+	if err := s.pruneSources(ctx, keep); err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
 	if res.Snapshots, err = s.gcSnapshots(keepSnap); err != nil {
 		return res, fmt.Errorf("gc: %w", err)
 	}

@@ -52,7 +52,7 @@ func (s *Store) PutImage(ctx context.Context, cfg *v1.ConfigFile, layers []v1.De
 		if !isLayerType(l.MediaType) {
 			return v1.Descriptor{}, fmt.Errorf("put image: layer %d (%s): media type %q: %w", i+1, l.Digest, l.MediaType, ErrUnsupported)
 		}
-		size, err := s.blobSize(l.Digest)
+		size, err := s.layerSize(l.Digest) // local, or lazy (known remotely)
 		if err != nil {
 			return v1.Descriptor{}, fmt.Errorf("put image: layer %d: %w", i+1, err)
 		}

@@ -42,6 +42,8 @@ type Store struct {
 	kick      chan struct{} // wakes the trash emptier
 	reclaimed chan struct{} // closed once Open's stale-entry pass is done
 
+	remote *remoteClient // registry access (remote.go)
+
 	mu     sync.Mutex
 	proc   *os.File // tmp/<id>, locked; nil until the first TempDir
 	closed bool
@@ -51,7 +53,8 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
+	log    *slog.Logger
+	remote remoteConfig // set by the registry options in remote.go
 }
 
 // WithLogger makes the store report what it does in the background
@@ -92,7 +95,7 @@ func Open(root string, opts ...Option) (*Store, error) {
 		lf.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
-	s := &Store{root: abs, log: o.log, lock: lf}
+	s := &Store{root: abs, log: o.log, lock: lf, remote: newRemoteClient(o.remote)}
 	if err := s.initLayout(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, err)

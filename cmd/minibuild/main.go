@@ -120,6 +120,7 @@ overlay-mounted scratch roots, and keeps them in a local OCI-layout store.
 		newSaveCmd(a),
 		newRmiCmd(a),
 		newFsckCmd(a),
+		newPullCmd(a), newPushCmd(a), newTagCmd(a),
 	)
 	return root
 }
