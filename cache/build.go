@@ -34,7 +34,7 @@ type StepLog struct {
 	Line  int    `json:"line"`  // Dockerfile line of the instruction
 	Text  string `json:"text"`  // the instruction as written
 	// Key is the step's cache key; for COPY --link the layer key.
-	Key v1.Hash `json:"key"`
+	Key v1.Hash `json:"key,omitzero"`
 	// State is the state after the step when it differs from Key (COPY
 	// --link: [LinkState]); later steps name it as their parent.
 	State  v1.Hash `json:"state,omitzero"`

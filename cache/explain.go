@@ -26,6 +26,8 @@ const (
 	// ReasonRecordMissing: the key is the previous build's, but its
 	// record is gone (pruned) or was never written (that build failed).
 	ReasonRecordMissing ReasonKind = "record-missing"
+	// ReasonNotRun: the build stopped before this step (it has no key).
+	ReasonNotRun ReasonKind = "not-run"
 )
 
 // Reason says why a step missed: the first key part that differs from

@@ -9,7 +9,7 @@ import (
 // StepReport is one step of a build as `minibuild explain` shows it.
 type StepReport struct {
 	Step StepRef `json:"step"`
-	Key  v1.Hash `json:"key"`
+	Key  v1.Hash `json:"key,omitzero"`
 	// Reason says why the step was rebuilt; nil for a cache hit.
 	Reason *Reason `json:"reason,omitempty"`
 }
@@ -67,6 +67,8 @@ func stepRef(st StepLog) StepRef {
 // explainStep explains one missed step, the n-th (0-based) of its stage.
 func explainStep(prev *Build, st StepLog, n int, opts ExplainOptions) Reason {
 	switch {
+	case st.Key == (v1.Hash{}):
+		return Reason{Kind: ReasonNotRun}
 	case st.NoCache:
 		return Reason{Kind: ReasonNoCache}
 	case prev == nil:
@@ -86,7 +88,7 @@ func explainStep(prev *Build, st StepLog, n int, opts ExplainOptions) Reason {
 func matchStep(prev *Build, st StepLog, n int) (StepLog, bool) {
 	var stage []StepLog
 	for _, p := range prev.Steps {
-		if p.Stage == st.Stage {
+		if p.Stage == st.Stage && p.Key != (v1.Hash{}) { // skip steps it did not reach
 			stage = append(stage, p)
 		}
 	}

@@ -211,6 +211,22 @@ func TestExplainBuildMatching(t *testing.T) {
 	if r == nil || r.Kind != cache.ReasonInstruction {
 		t.Errorf("inserted step: reason %v, want %s", r, cache.ReasonInstruction)
 	}
+	// A step the build did not reach.
+	stopped := again
+	stopped.Steps = append([]cache.StepLog(nil), again.Steps...)
+	stopped.Steps[4] = cache.StepLog{Index: 5, Total: 6, Stage: "build", Text: "RUN go build"}
+	if r := cache.ExplainBuild(&first, stopped, nil)[4].Reason; r == nil || r.Kind != cache.ReasonNotRun {
+		t.Errorf("unreached step: reason %v, want %s", r, cache.ReasonNotRun)
+	}
+	// A previous build that stopped early: its unreached steps match nothing.
+	if r := cache.ExplainBuild(&stopped, again, nil)[4].Reason; r != nil {
+		t.Errorf("step cached now, unreached before: reason %v, want a hit", r)
+	}
+	again.Steps[4].Cached = false
+	if r := cache.ExplainBuild(&stopped, again, nil)[4].Reason; r == nil || r.Kind != cache.ReasonNewStep {
+		t.Errorf("step missed now, unreached before: reason %v, want %s", r, cache.ReasonNewStep)
+	}
+	again.Steps[4].Cached = true
 	// A stage that did not exist before.
 	renamed := again
 	renamed.Steps = append([]cache.StepLog(nil), again.Steps...)

@@ -31,6 +31,8 @@ func (r Reason) words() string {
 		return "new step (no matching step in the previous build)"
 	case ReasonNoCache:
 		return "rebuilt on request (--no-cache)"
+	case ReasonNotRun:
+		return "not run (the build stopped before this step)"
 	case ReasonRecordMissing:
 		return "same key as the previous build, but its cache record is gone (pruned, or that build did not finish)"
 	case ReasonVersion:

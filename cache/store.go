@@ -93,6 +93,14 @@ func (s *Store) removeStaleTemp() {
 	}
 }
 
+// StatCache loads the stat cache kept for the build context directory
+// contextDir (an absolute path), with the store's logger. See
+// [LoadStatCache].
+func (s *Store) StatCache(contextDir string) (*StatCache, error) {
+	id := sha256Hash([]byte(filepath.Clean(contextDir))).Hex[:32]
+	return LoadStatCache(filepath.Join(s.dir, "stat", id), WithLogger(s.log))
+}
+
 // shardPath is dir/<first two hex>/<hex><ext> for a sha256 hash.
 func (s *Store) shardPath(kind string, h v1.Hash, ext string) (string, error) {
 	if h.Algorithm != "sha256" || len(h.Hex) != 64 {

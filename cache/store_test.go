@@ -420,3 +420,58 @@ func TestOpenRemovesStaleTemp(t *testing.T) {
 		t.Errorf("fresh temp file removed: %v", err)
 	}
 }
+
+func TestStoreStatCache(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t)
+	c, err := s.StatCache("/home/me/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add("f", cache.Stat{Ino: 1, Mtime: 1, Ctime: 1}, hash("ab"), nil)
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := s.StatCache("/home/me/app/")
+	other, _ := s.StatCache("/home/me/other")
+	if again.Len() != 1 || other.Len() != 0 {
+		t.Errorf("StatCache per context: same dir %d entries (want 1), other dir %d (want 0)", again.Len(), other.Len())
+	}
+}
+
+func TestWriteKeyMaterial(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t)
+	files := listing()
+	id, err := s.PutFiles(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sampleParts()
+	p.Inputs = append(p.Inputs, cache.Input{Kind: cache.InputContext, Digest: id}, cache.Input{Kind: cache.InputContext, Name: "gone", Digest: hash("77")})
+	var buf bytes.Buffer
+	if err := cache.WriteKeyMaterial(&buf, p, s); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"key " + p.Key().String() + "\n" + string(p.Canonical()) + "\n", `"src/main.go"`, "(listing not stored)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("WriteKeyMaterial output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestBuildUnreachedStep: a failed build logs steps it never reached,
+// without a key; the log must still load.
+func TestBuildUnreachedStep(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t)
+	b := cache.Build{Dockerfile: "/d/Dockerfile", Context: "/d", Steps: []cache.StepLog{{Index: 1, Total: 1, Text: "RUN x"}}}
+	if err := s.PutBuild(b); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := s.LastBuild(cache.BuildID("/d/Dockerfile", "/d", ""))
+	if err != nil || !found || len(got.Steps) != 1 || got.Steps[0].Key != (v1.Hash{}) {
+		t.Errorf("LastBuild = %+v, %v, %v", got, found, err)
+	}
+}
