@@ -2,6 +2,8 @@ package builder
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -131,4 +133,32 @@ func TestParseWarnings(t *testing.T) {
 	if strings.Contains(joined, "HTTP_PROXY") {
 		t.Errorf("Warnings = %q: a predefined proxy arg is never unused", msgs)
 	}
+}
+
+// FuzzParse feeds arbitrary Dockerfiles to Parse: it must never panic, and
+// every failure must be a *DockerfileError the CLI can print.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"FROM scratch\nCOPY . /\n",
+		"ARG A=1\nFROM scratch AS a\nARG A\nENV B=${A:-x}\nRUN <<EOF\necho $B\nEOF\n",
+		"# escape=`\nFROM scratch\nENV A=b `\n  C=d\n",
+		"FROM scratch AS a\nONBUILD COPY --from=a x y\nFROM a\nCOPY --from=0 --chmod=u+x <<EOF /x\nhi\nEOF\n",
+		"FROM scratch\nHEALTHCHECK --interval=1s CMD true\nEXPOSE 1-3/udp\nWORKDIR ../a\n",
+	} {
+		f.Add(seed)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, dockerfile string) {
+		path := filepath.Join(t.TempDir(), "Dockerfile")
+		if err := os.WriteFile(path, []byte(dockerfile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Parse(t.Context(), Request{Dockerfile: path, Context: dir, Platform: "linux/amd64"}, nil)
+		if err == nil {
+			return
+		}
+		if _, ok := errors.AsType[*DockerfileError](err); !ok {
+			t.Errorf("Parse error %T (%v), want *DockerfileError", err, err)
+		}
+	})
 }

@@ -55,7 +55,7 @@ func Sources(t Tree, op *CopyOp) ([]Source, error) {
 		}
 		for j := range srcs {
 			srcs[j].Arg = i
-			if srcs[j].Path != "" || !srcs[j].Dir || r.hasVisibleEntries("") {
+			if srcs[j].Path != "" || !r.rootEmptied() {
 				selected = true
 			}
 		}
@@ -346,11 +346,18 @@ func (r *resolver) notFound(name string) error {
 	return fmt.Errorf("source %q: %w", name, ErrNotFound)
 }
 
+// rootEmptied reports a build context whose every entry .dockerignore
+// hides: copying its root selects nothing.
+func (r *resolver) rootEmptied() bool {
+	return r.t.Kind == ContextTree && len(r.t.Ignore) > 0 && !r.hasVisibleEntries("")
+}
+
 func (r *resolver) noSources(names []string) error {
+	list := strings.Join(quoteArgs(names), " ")
 	if r.t.Kind == ContextTree && len(r.t.Ignore) > 0 {
-		return fmt.Errorf("%w (%s excludes everything %s names)", ErrNoSources, filepath.Base(r.t.IgnoreFile), strings.Join(names, " "))
+		return fmt.Errorf("%w: nothing %s selects is left by %s", ErrNoSources, list, filepath.Base(r.t.IgnoreFile))
 	}
-	return fmt.Errorf("%w: nothing matches %s", ErrNoSources, strings.Join(names, " "))
+	return fmt.Errorf("%w: nothing matches %s", ErrNoSources, list)
 }
 
 // splitWildcards splits a clean relative path at the first component with

@@ -184,3 +184,19 @@ func TestSourcesParents(t *testing.T) {
 		t.Errorf("--parents with a missing literal path = %v, want ErrNotFound (testCopyParentsMissingDirectory)", err)
 	}
 }
+
+func TestSourcesEmptyRoots(t *testing.T) {
+	t.Parallel()
+	// An empty stage root or context is still a source (BuildKit copies
+	// nothing and creates the destination); only .dockerignore hiding
+	// everything, or globs matching nothing, select nothing.
+	for _, tree := range []Tree{{Dir: t.TempDir(), Kind: RootTree}, newContext(t, "")} {
+		if _, err := Sources(tree, &CopyOp{Sources: []string{"/"}}); err != nil {
+			t.Errorf("Sources(/) of an empty %v tree = %v", tree.Kind, err)
+		}
+	}
+	_, err := Sources(newContext(t, "*\n", bt.File("a", "", 0o644)), &CopyOp{Sources: []string{"."}})
+	if err == nil || err.Error() != `no source files were specified: nothing . selects is left by .dockerignore` {
+		t.Errorf("Sources(.) with everything ignored = %v", err)
+	}
+}
