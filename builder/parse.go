@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
@@ -120,8 +121,11 @@ func (p *planner) parse() error {
 	if len(bytes.TrimSpace(p.data)) == 0 {
 		return p.src.errorAt(Location{}, "", errors.New("the Dockerfile cannot be empty"))
 	}
-	if syntax, _, _, ok := parser.DetectSyntax(p.data); ok {
+	if syntax, _, loc, ok := parser.DetectSyntax(p.data); ok {
 		p.plan.Syntax = syntax
+		if !isDockerfileSyntax(syntax) {
+			p.warn(locationOf(loc), fmt.Sprintf("syntax %s is ignored: minibuild always uses its built-in Dockerfile frontend", syntax))
+		}
 	}
 	ast, err := parser.Parse(bytes.NewReader(p.data))
 	if err != nil {
@@ -147,6 +151,14 @@ func (p *planner) parse() error {
 	p.ast, p.stages, p.metaArgs = ast, stages, metaArgs
 	p.lex = shell.NewLex(ast.EscapeToken)
 	return p.metaScope()
+}
+
+// isDockerfileSyntax accepts the official frontend's names
+// (docker/dockerfile:1, docker.io/docker/dockerfile:1.7-labs, …), whose
+// features the built-in frontend implements.
+func isDockerfileSyntax(s string) bool {
+	s = strings.TrimPrefix(s, "docker.io/")
+	return s == "docker/dockerfile" || strings.HasPrefix(s, "docker/dockerfile:") || strings.HasPrefix(s, "docker/dockerfile@")
 }
 
 func (p *planner) warn(loc Location, msg string) {

@@ -119,13 +119,13 @@ func TestParseDirectives(t *testing.T) {
 
 func TestParseWarnings(t *testing.T) {
 	t.Parallel()
-	p := mustParse(t, "FROM scratch\nMAINTAINER me\n", Request{BuildArgs: map[string]string{"UNUSED": "1", "HTTP_PROXY": "x"}}, nil)
+	p := mustParse(t, "# syntax=example.com/frontend:2\nFROM scratch\nMAINTAINER me\n", Request{BuildArgs: map[string]string{"UNUSED": "1", "HTTP_PROXY": "x"}}, nil)
 	var msgs []string
 	for _, w := range p.Warnings {
 		msgs = append(msgs, w.Message)
 	}
 	joined := strings.Join(msgs, "\n")
-	for _, want := range []string{"MaintainerDeprecated", "build-args [UNUSED] were not consumed"} {
+	for _, want := range []string{"MaintainerDeprecated", "build-args [UNUSED] were not consumed", "syntax example.com/frontend:2 is ignored"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("Warnings = %q, want one containing %q", msgs, want)
 		}

@@ -181,7 +181,7 @@ func readEntry(p, rel string, seen map[uint64]string) (Entry, error) {
 		return Entry{}, err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	e := Entry{Path: rel, UID: int(st.Uid), GID: int(st.Gid), Mode: st.Mode & 0o7777}
+	e := Entry{Path: rel, UID: int(st.Uid), GID: int(st.Gid), Mode: uint32(st.Mode) & 0o7777}
 	switch {
 	case fi.IsDir():
 		e.Type = TypeDir
