@@ -138,6 +138,10 @@ func TestScanShapes(t *testing.T) {
 	for i := range 600 {
 		tree[fmt.Sprintf("wide/d%03d/f", i)] = cachetest.Entry{Content: fmt.Sprint(i)}
 	}
+	// More entries than one getdents buffer holds.
+	for i := range 2500 {
+		tree[fmt.Sprintf("flat/a-rather-long-file-name-%04d", i)] = cachetest.Entry{Content: fmt.Sprint(i)}
+	}
 	deep := "deep"
 	for i := range 40 {
 		deep += fmt.Sprintf("/%d", i)
@@ -150,8 +154,13 @@ func TestScanShapes(t *testing.T) {
 	var first []cache.File
 	for _, jobs := range []int{1, 2, 8} {
 		got := scanDir(t, dir, cache.ScanOptions{Jobs: jobs})
-		if want := 1 + 600*2 + 41 + 1 + 3; len(got) != want {
+		if want := 1 + 600*2 + 1 + 2500 + 41 + 1 + 3; len(got) != want {
 			t.Errorf("Jobs %d: %d entries, want %d", jobs, len(got), want)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i-1].Path >= got[i].Path {
+				t.Fatalf("Jobs %d: %q listed before %q", jobs, got[i-1].Path, got[i].Path)
+			}
 		}
 		if first == nil {
 			first = got
@@ -203,5 +212,30 @@ func TestScanMtimeNeverKeyed(t *testing.T) {
 	os.Chtimes(filepath.Join(dir, "src/main.go"), time.Unix(1, 0), time.Unix(2, 0))
 	if after := cache.Digest(scanDir(t, dir, cache.ScanOptions{})); after == before {
 		t.Errorf("Digest unchanged after a same-size, same-mtime edit")
+	}
+}
+
+// TestScanOrder: the depth-first assembly gives byte-wise full-path
+// order even for names that sort around "/".
+func TestScanOrder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tree := map[string]cachetest.Entry{}
+	names := []string{"a", "a!", "a-", "a.", "a.txt", "a0", "ab", "a~", "é", "Z", " sp", "a\x01"}
+	for _, n := range names {
+		tree["d/"+n] = cachetest.Entry{Content: n}
+		tree[n+"/-"] = cachetest.Entry{Content: n}
+		tree[n+"/x.txt"] = cachetest.Entry{Content: n}
+		tree[n+"/x/y"] = cachetest.Entry{Content: n}
+	}
+	cachetest.WriteTree(t, dir, tree)
+	got := scanDir(t, dir, cache.ScanOptions{})
+	for i := 1; i < len(got); i++ {
+		if got[i-1].Path >= got[i].Path {
+			t.Errorf("%q listed before %q", got[i-1].Path, got[i].Path)
+		}
+	}
+	if want := len(names)*6 + 1; len(got) != want {
+		t.Errorf("%d entries, want %d", len(got), want)
 	}
 }
