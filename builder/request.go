@@ -45,6 +45,60 @@ type Request struct {
 	Tags []string
 	// NoCache disables cache lookups for every step.
 	NoCache bool
+	// NoCacheFilter lists stages (by name or index) whose steps are not
+	// looked up in the cache (--no-cache-filter).
+	NoCacheFilter []string
+	// Pull is the policy for images named by FROM and COPY --from.
+	Pull PullPolicy
+	// Network is the default network of RUN steps: "" or "host" (the
+	// host's network), or "none". RUN --network overrides it per step.
+	Network string
+	// Jobs bounds how many stages and COPY --link steps run at once;
+	// 0 means the number of CPUs.
+	Jobs int
+	// Outputs say where the image goes besides the store (--output).
+	Outputs []Output
+	// Push pushes the image to the registry of every tag (--push).
+	Push bool
+	// CacheFrom and CacheTo are shared caches to read and to write
+	// (--cache-from, --cache-to).
+	CacheFrom, CacheTo []CacheSpec
+	// Progress receives the build's events; nil discards them.
+	Progress ProgressFunc
+}
+
+// PullPolicy says when a FROM image is fetched from its registry.
+type PullPolicy string
+
+// Pull policies, as in `docker build --pull`.
+const (
+	// PullMissing uses the store's copy when it has one, with no network
+	// request; the default.
+	PullMissing PullPolicy = "missing"
+	// PullAlways asks the registry for the current digest of the tag.
+	PullAlways PullPolicy = "always"
+	// PullNever uses only the store.
+	PullNever PullPolicy = "never"
+)
+
+// Output is one --output destination.
+type Output struct {
+	// Type is "oci" or "docker" (an archive at Dest), "local" (the root
+	// filesystem into directory Dest) or "registry" (push, like --push).
+	Type string
+	Dest string
+}
+
+// CacheSpec is one --cache-from or --cache-to value.
+type CacheSpec struct {
+	// Type is "registry" (Ref names an OCI artifact) or "local" (Dir is
+	// an OCI layout directory).
+	Type string
+	Ref  string
+	Dir  string
+	// Mode is "min" (records of the final stage's steps) or "max" (every
+	// step); --cache-to only.
+	Mode string
 }
 
 // BaseImage is an image a stage starts from or copies from, as an
