@@ -1,6 +1,8 @@
 package cache_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -12,6 +14,12 @@ import (
 
 func hash(s string) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(s, 64/len(s))[:64]}
+}
+
+// sha is the sha256 digest of s.
+func sha(s string) v1.Hash {
+	sum := sha256.Sum256([]byte(s))
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
 
 // sampleParts is a RUN step with something in every field.

@@ -3,9 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -14,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 const (
@@ -70,107 +66,10 @@ func Scan(ctx context.Context, dir string, opts ScanOptions) ([]File, error) {
 	if s.err != nil {
 		return nil, fmt.Errorf("scan %s: %w", dir, s.err)
 	}
-	return s.assemble(), nil
+	return assemble(s.nodes, s.n), nil
 }
 
 const atFDCWD = -100 // AT_FDCWD
-
-// node is what the scan found in one directory.
-type node struct {
-	self  *File    // the directory's own entry, when selected
-	files []File   // its selected non-directory children
-	dirs  []string // names of the subdirectories queued from it
-}
-
-// assemble emits the listing in byte-wise path order without sorting
-// full paths: a depth-first walk that orders each directory's children
-// by name, placing a subdirectory's own entry at "name" and its contents
-// at "name/" (so "a" < "a.txt" < "a/x", as a full-path sort would).
-func (s *scanner) assemble() []File {
-	out := make([]File, 0, s.n)
-	type item struct {
-		name  string
-		file  *File  // an entry to emit, or
-		sub   string // a subdirectory to walk (its key is name + "/")
-		slash bool
-	}
-	var walk func(rel string)
-	walk = func(rel string) {
-		nd := s.nodes[rel]
-		if nd == nil {
-			return
-		}
-		prefix := 0
-		if rel != "" {
-			prefix = len(rel) + 1
-		}
-		items := make([]item, 0, len(nd.files)+2*len(nd.dirs))
-		for i := range nd.files {
-			items = append(items, item{name: nd.files[i].Path[prefix:], file: &nd.files[i]})
-		}
-		for _, name := range nd.dirs {
-			child := joinRel(rel, name)
-			cn := s.nodes[child]
-			if cn == nil {
-				continue // vanished
-			}
-			if cn.self != nil {
-				items = append(items, item{name: name, file: cn.self})
-			}
-			items = append(items, item{name: name, sub: child, slash: true})
-		}
-		slices.SortFunc(items, func(a, b item) int { return compareKeys(a.name, a.slash, b.name, b.slash) })
-		for _, it := range items {
-			if it.file != nil {
-				out = append(out, *it.file)
-			} else {
-				walk(it.sub)
-			}
-		}
-	}
-	walk("")
-	return out
-}
-
-// compareKeys compares name+"/" (when slash) or name, for names that
-// contain no "/", without building the strings.
-func compareKeys(a string, aSlash bool, b string, bSlash bool) int {
-	n := min(len(a), len(b))
-	if c := strings.Compare(a[:n], b[:n]); c != 0 {
-		return c
-	}
-	switch {
-	case len(a) == len(b):
-		return boolCompare(aSlash, bSlash) // "a" before "a/"
-	case len(a) < len(b):
-		if !aSlash {
-			return -1
-		}
-		return strings.Compare("/", b[n:n+1])
-	default:
-		if !bSlash {
-			return 1
-		}
-		return strings.Compare(a[n:n+1], "/")
-	}
-}
-
-func boolCompare(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
-}
-
-func joinRel(dir, name string) string {
-	if dir == "" {
-		return name
-	}
-	return dir + "/" + name
-}
 
 // scanTask is a directory to list (hash false) or a big file to hash.
 type scanTask struct {
@@ -449,49 +348,6 @@ func (s *scanner) hash(fd int, f *File) error {
 	return nil
 }
 
-// hashFD hashes an open regular file and reads its xattrs, retrying when
-// its stat data changes meanwhile; st is the stat data the result is
-// valid for.
-func hashFD(ctx context.Context, fd int, buf []byte) (d v1.Hash, x map[string]string, st Stat, err error) {
-	for range 3 {
-		var before, after syscall.Stat_t
-		if err := syscall.Fstat(fd, &before); err != nil {
-			return v1.Hash{}, nil, Stat{}, err
-		}
-		if fileType(before.Mode) != TypeFile {
-			return v1.Hash{}, nil, Stat{}, ErrChanged
-		}
-		h := sha256.New()
-		for off := int64(0); ; {
-			if err := ctx.Err(); err != nil {
-				return v1.Hash{}, nil, Stat{}, err
-			}
-			n, err := syscall.Pread(fd, buf, off)
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				return v1.Hash{}, nil, Stat{}, err
-			}
-			if n == 0 {
-				break
-			}
-			h.Write(buf[:n])
-			off += int64(n)
-		}
-		if x, err = fxattrs(fd); err != nil {
-			return v1.Hash{}, nil, Stat{}, err
-		}
-		if err := syscall.Fstat(fd, &after); err != nil {
-			return v1.Hash{}, nil, Stat{}, err
-		}
-		if st = statOf(&before); st == statOf(&after) {
-			return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, x, st, nil
-		}
-	}
-	return v1.Hash{}, nil, Stat{}, ErrChanged
-}
-
 // reopen opens the directory rel by walking it from the root one
 // component at a time without following symlinks.
 func (s *scanner) reopen(rel string) (int, error) {
@@ -567,32 +423,4 @@ func displayPath(rel string) string {
 		return "."
 	}
 	return rel
-}
-
-// Digest returns the sha256 of the regular file at path, whose key in the
-// cache is rel, from the cache when its stat data matches and is not
-// racy, else by reading it (and recording it). A final symlink is not
-// followed.
-func (c *StatCache) Digest(path, rel string) (v1.Hash, error) {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(path, &st); err != nil {
-		return v1.Hash{}, fmt.Errorf("digest %s: %w", path, err)
-	}
-	if fileType(st.Mode) != TypeFile {
-		return v1.Hash{}, fmt.Errorf("digest %s: not a regular file", path)
-	}
-	if d, _, ok := c.Lookup(rel, statOf(&st)); ok {
-		return d, nil
-	}
-	fd, err := openAt(atFDCWD, path, openFileFlags)
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("digest %s: %w", path, err)
-	}
-	defer syscall.Close(fd)
-	d, x, fst, err := hashFD(context.Background(), fd, make([]byte, readBufSize))
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("digest %s: %w", path, err)
-	}
-	c.Add(rel, fst, d, x)
-	return d, nil
 }

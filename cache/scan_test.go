@@ -1,9 +1,9 @@
+//go:build linux
+
 package cache_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -16,16 +16,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"minibuild/cache"
 	"minibuild/cache/cachetest"
 )
-
-func sha(s string) v1.Hash {
-	sum := sha256.Sum256([]byte(s))
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-}
 
 func scanDir(t *testing.T, dir string, opts cache.ScanOptions) []cache.File {
 	t.Helper()
