@@ -189,7 +189,7 @@ func (s *Store) FetchArtifact(ctx context.Context, ref string) (Artifact, error)
 		return Artifact{}, fail("config", a.configDesc.Digest, err)
 	}
 	a.Source = repoName(r.Context())
-	if err := s.AddBlobSource(ctx, a.Source, a.Blobs...); err != nil {
+	if err := s.AddBlobSource(ctx, a.Source, append([]v1.Descriptor{a.configDesc}, a.Blobs...)...); err != nil {
 		return Artifact{}, fmt.Errorf("fetch artifact %s: %w", n, err)
 	}
 	return a.Artifact, nil

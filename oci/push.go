@@ -178,10 +178,7 @@ func (u *uploader) blobs(ctx context.Context, items []pushItem) error {
 // uploaded (go-containerregistry checks existence first and mounts when
 // given a source in the same registry).
 func (u *uploader) blob(ctx context.Context, it pushItem) error {
-	from := ""
-	if it.data == nil {
-		from = u.mountSource(it.d.Digest)
-	}
+	from := u.mountSource(it.d.Digest)
 	if from != "" && u.exists(ctx, it.d.Digest) {
 		// Checked here only to tell "exists" from "mounted" apart;
 		// go-containerregistry checks again before any upload.

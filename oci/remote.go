@@ -378,6 +378,9 @@ func classify(repo name.Repository, err error) error {
 		case http.StatusNotFound:
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
 		}
+		if retryable(err) {
+			return fmt.Errorf("%w (gave up after retries)", err)
+		}
 		return err
 	}
 	var oe *net.OpError
