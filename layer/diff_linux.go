@@ -117,14 +117,19 @@ type differ struct {
 	links     map[fileID]string // first layer path of each multiply linked inode
 	buf       []byte            // file copy buffer
 	xb        xattrBuf
+	// atimeDenied: O_NOATIME was refused once (not the files' owner and
+	// no CAP_FOWNER); later opens do without it.
+	atimeDenied bool
 }
 
 // node is one directory entry met by the walk.
 type node struct {
 	name, dir string // base name, and parent's layer path ("" for the root)
 	rel, abs  string // layer path, host path
+	dirfd     int    // the parent directory, open while its entries are emitted
 	st        unix.Stat_t
 	xattrs    []string // names, sorted
+	listed    bool     // xattrs is filled (for files with content: once opened)
 	whiteout  bool     // an overlay whiteout, in either form
 	opaque    bool     // an overlay opaque directory (trusted.* or user.* "y")
 	trustedY  bool     // trusted.overlay.opaque=y is already set
@@ -161,19 +166,24 @@ func (d *differ) run(root string) error {
 // first, then everything else, each group in byte-wise order of the on-disk
 // name. image-spec layer.md asks that "whiteout files appear before sibling
 // directory entries"; otherwise this is lexical order.
+//
+// The directory stays open while its entries are emitted: they are
+// stat'ed, opened and timed relative to it, so the kernel does not walk
+// the full path again for every file.
 func (d *differ) walkDir(abs, rel string) error {
 	f, err := os.Open(abs)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", displayPath(rel), err)
 	}
+	defer f.Close()
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		return fmt.Errorf("read dir %s: %w", displayPath(rel), err)
 	}
+	dirfd := int(f.Fd())
 	nodes := make([]*node, 0, len(names))
 	for _, name := range names {
-		n, keep, err := d.inspect(abs, rel, name)
+		n, keep, err := d.inspect(dirfd, abs, rel, name)
 		if err != nil {
 			return err
 		}
@@ -213,30 +223,35 @@ func displayPath(rel string) string {
 
 // inspect stats one directory entry and classifies it. keep is false for
 // entries a layer cannot hold (sockets).
-func (d *differ) inspect(abs, rel, name string) (*node, bool, error) {
-	n := &node{name: name, dir: rel, rel: joinPath(rel, name), abs: abs + "/" + name}
+func (d *differ) inspect(dirfd int, abs, rel, name string) (*node, bool, error) {
+	n := &node{name: name, dir: rel, rel: joinPath(rel, name), abs: abs + "/" + name, dirfd: dirfd}
 	if strings.HasPrefix(name, whiteoutPrefix) {
 		return nil, false, fmt.Errorf("%s: %w", n.rel, ErrReservedName)
 	}
-	if err := unix.Lstat(n.abs, &n.st); err != nil {
+	if err := unix.Fstatat(dirfd, name, &n.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, false, fmt.Errorf("stat %s: %w", n.rel, err)
 	}
 	switch n.st.Mode & unix.S_IFMT {
 	case unix.S_IFSOCK:
 		// Sockets are live endpoints, not content; tar cannot hold them.
 		if d.normalize {
-			if err := unix.Unlink(n.abs); err != nil {
+			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
 				return nil, false, fmt.Errorf("remove socket %s: %w", n.rel, err)
 			}
 		}
 		return nil, false, nil
 	case unix.S_IFCHR:
 		n.whiteout = n.st.Rdev == 0
+	case unix.S_IFREG:
+		if n.st.Size > 0 {
+			return n, true, nil // not a whiteout; xattrs are read once it is open
+		}
 	}
 	var err error
 	if n.xattrs, err = d.xb.list(n.abs); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", n.rel, err)
 	}
+	n.listed = true
 	for _, x := range n.xattrs {
 		switch typ := n.st.Mode & unix.S_IFMT; {
 		case typ == unix.S_IFREG && n.st.Size == 0 && isOverlayWhiteoutXattr(x):
@@ -265,14 +280,28 @@ func (d *differ) emit(n *node) error {
 	if err != nil {
 		return err
 	}
-	if err := d.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("write header %s: %w", n.rel, err)
+	if hdr.Typeflag == tar.TypeLink {
+		return d.writeHeader(hdr, n) // the first link carries content and metadata
+	}
+	fd := -1
+	if !n.listed {
+		if fd, err = d.open(n); err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if n.xattrs, err = d.xb.listFD(fd); err != nil {
+			return fmt.Errorf("%s: %w", n.rel, err)
+		}
+	}
+	if hdr.PAXRecords, err = d.xattrRecords(n, fd); err != nil {
+		return err
+	}
+	if err := d.writeHeader(hdr, n); err != nil {
+		return err
 	}
 	switch hdr.Typeflag {
-	case tar.TypeLink:
-		return nil // the first link carries content and metadata
 	case tar.TypeReg:
-		if err := d.copyFile(n); err != nil {
+		if err := d.copyFile(n, fd); err != nil {
 			return err
 		}
 	case tar.TypeDir:
@@ -336,20 +365,40 @@ func (d *differ) header(n *node) (*tar.Header, error) {
 	default:
 		return nil, fmt.Errorf("%s: unknown file type %#o", n.rel, typ)
 	}
+	return hdr, nil
+}
+
+func (d *differ) writeHeader(hdr *tar.Header, n *node) error {
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write header %s: %w", n.rel, err)
+	}
+	return nil
+}
+
+// xattrRecords reads the xattrs a layer keeps, through fd when the file
+// is open (fd >= 0), as SCHILY.xattr PAX records (nil when none).
+func (d *differ) xattrRecords(n *node, fd int) (map[string]string, error) {
+	var recs map[string]string
 	for _, x := range n.xattrs {
 		if droppedXattr(x) {
 			continue
 		}
-		v, err := d.xb.get(n.abs, x)
+		var v string
+		var err error
+		if fd >= 0 {
+			v, err = d.xb.getFD(fd, x)
+		} else {
+			v, err = d.xb.get(n.abs, x)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", n.rel, err)
 		}
-		if hdr.PAXRecords == nil {
-			hdr.PAXRecords = make(map[string]string)
+		if recs == nil {
+			recs = make(map[string]string)
 		}
-		hdr.PAXRecords[paxXattrPrefix+x] = v
+		recs[paxXattrPrefix+x] = v
 	}
-	return hdr, nil
+	return recs, nil
 }
 
 // markerHeader is the fixed header of an OCI whiteout or opaque marker:
@@ -368,55 +417,63 @@ func (d *differ) emitWhiteout(n *node) error {
 	}
 	// Re-create it as Apply would: a fresh 0:0 device, mode 0, no xattrs,
 	// not linked to overlay's shared whiteout inode.
-	if err := unix.Unlink(n.abs); err != nil {
+	if err := unix.Unlinkat(n.dirfd, n.name, 0); err != nil {
 		return fmt.Errorf("normalize whiteout %s: %w", n.rel, err)
 	}
-	if err := unix.Mknod(n.abs, unix.S_IFCHR, 0); err != nil {
+	if err := unix.Mknodat(n.dirfd, n.name, unix.S_IFCHR, 0); err != nil {
 		return fmt.Errorf("normalize whiteout %s: %w", n.rel, err)
 	}
-	return setTimes(n.abs, d.epoch, n.rel)
-}
-
-// copyFile writes the content of a regular file, exactly st.Size bytes.
-func (d *differ) copyFile(n *node) error {
-	f, err := openNoAtime(n.abs)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", n.rel, err)
-	}
-	defer f.Close()
-	for left := n.st.Size; left > 0; {
-		if err := d.ctx.Err(); err != nil {
-			return err
-		}
-		m, err := f.Read(d.buf[:min(int64(len(d.buf)), left)])
-		if m > 0 {
-			if _, werr := d.tw.Write(d.buf[:m]); werr != nil {
-				return fmt.Errorf("write %s: %w", n.rel, werr)
-			}
-			left -= int64(m)
-		}
-		if errors.Is(err, io.EOF) || (err == nil && m == 0) {
-			return fmt.Errorf("read %s: file shrank while being read", n.rel)
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", n.rel, err)
-		}
+	if err := setTimesAt(n.dirfd, n.name, d.epoch); err != nil {
+		return fmt.Errorf("normalize whiteout %s: %w", n.rel, err)
 	}
 	return nil
 }
 
-// openNoAtime opens a file for reading without following a final symlink
-// and, when allowed (owner or CAP_FOWNER), without updating its atime.
-func openNoAtime(path string) (*os.File, error) {
+// open opens a regular file for reading, without following a final
+// symlink and, while allowed (owner or CAP_FOWNER), without updating its
+// atime.
+func (d *differ) open(n *node) (int, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Open(path, flags|unix.O_NOATIME, 0)
-	if errors.Is(err, unix.EPERM) {
-		fd, err = unix.Open(path, flags, 0)
+	if !d.atimeDenied {
+		fd, err := unix.Openat(n.dirfd, n.name, flags|unix.O_NOATIME, 0)
+		if !errors.Is(err, unix.EPERM) {
+			return fd, wrapOpen(n, err)
+		}
+		d.atimeDenied = true
 	}
+	fd, err := unix.Openat(n.dirfd, n.name, flags, 0)
+	return fd, wrapOpen(n, err)
+}
+
+func wrapOpen(n *node, err error) error {
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("open %s: %w", n.rel, err)
 	}
-	return os.NewFile(uintptr(fd), path), nil
+	return nil
+}
+
+// copyFile writes the content of a regular file, exactly st.Size bytes.
+func (d *differ) copyFile(n *node, fd int) error {
+	for left := n.st.Size; left > 0; {
+		if err := d.ctx.Err(); err != nil {
+			return err
+		}
+		m, err := unix.Read(fd, d.buf[:min(int64(len(d.buf)), left)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", n.rel, err)
+		}
+		if m == 0 {
+			return fmt.Errorf("read %s: file shrank while being read", n.rel)
+		}
+		if _, err := d.tw.Write(d.buf[:m]); err != nil {
+			return fmt.Errorf("write %s: %w", n.rel, err)
+		}
+		left -= int64(m)
+	}
+	return nil
 }
 
 // normalizeNode makes a non-whiteout entry on disk match its tar header.
@@ -438,17 +495,8 @@ func (d *differ) normalizeNode(n *node, mtime time.Time) error {
 			return fmt.Errorf("normalize %s: set xattr %s: %w", n.rel, overlayOpaque, err)
 		}
 	}
-	return setTimes(n.abs, mtime, n.rel)
-}
-
-// setTimes sets atime and mtime of path, not following a final symlink.
-func setTimes(path string, t time.Time, rel string) error {
-	ts, err := unix.TimeToTimespec(t)
-	if err != nil {
-		return fmt.Errorf("set times %s: %w", rel, err)
-	}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times %s: %w", rel, err)
+	if err := setTimesAt(n.dirfd, n.name, mtime); err != nil {
+		return fmt.Errorf("normalize %s: %w", n.rel, err)
 	}
 	return nil
 }

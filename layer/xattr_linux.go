@@ -18,11 +18,20 @@ type xattrBuf struct{ b []byte }
 // list returns the names of path's xattrs, not following a final symlink,
 // sorted.
 func (xb *xattrBuf) list(path string) ([]string, error) {
+	return xb.listWith(func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
+}
+
+// listFD is list for an open file.
+func (xb *xattrBuf) listFD(fd int) ([]string, error) {
+	return xb.listWith(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
+}
+
+func (xb *xattrBuf) listWith(call func([]byte) (int, error)) ([]string, error) {
 	for {
 		if len(xb.b) == 0 {
 			xb.b = make([]byte, 4096)
 		}
-		n, err := unix.Llistxattr(path, xb.b)
+		n, err := call(xb.b)
 		if errors.Is(err, unix.ERANGE) {
 			xb.b = make([]byte, 2*len(xb.b))
 			continue
@@ -47,11 +56,20 @@ func (xb *xattrBuf) list(path string) ([]string, error) {
 // get returns the value of xattr name of path, not following a final
 // symlink.
 func (xb *xattrBuf) get(path, name string) (string, error) {
+	return xb.getWith(name, func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// getFD is get for an open file.
+func (xb *xattrBuf) getFD(fd int, name string) (string, error) {
+	return xb.getWith(name, func(b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+func (xb *xattrBuf) getWith(name string, call func([]byte) (int, error)) (string, error) {
 	for {
 		if len(xb.b) == 0 {
 			xb.b = make([]byte, 4096)
 		}
-		n, err := unix.Lgetxattr(path, name, xb.b)
+		n, err := call(xb.b)
 		if errors.Is(err, unix.ERANGE) {
 			xb.b = make([]byte, 2*len(xb.b))
 			continue
