@@ -75,7 +75,8 @@ func (s *Store) buildPath(id string) (string, error) {
 }
 
 // PutBuild stores b as the last build of its ID, atomically replacing the
-// previous one. A zero Time is set to now.
+// previous one (without fsync: a log lost in a crash only means the next
+// explain has nothing to compare with). A zero Time is set to now.
 func (s *Store) PutBuild(b Build) error {
 	if b.ID == "" {
 		b.ID = BuildID(b.Dockerfile, b.Context, b.Target)
@@ -95,7 +96,7 @@ func (s *Store) PutBuild(b Build) error {
 	if err != nil {
 		return fmt.Errorf("encode build log %s: %w", b.ID, err)
 	}
-	if err := writeAtomic(s.tmpDir(), p, append(data, '\n')); err != nil {
+	if err := writeAtomic(s.tmpDir(), p, append(data, '\n'), bestEffort); err != nil {
 		return fmt.Errorf("put build log %s: %w", b.ID, err)
 	}
 	return nil

@@ -30,7 +30,7 @@ func (s *Store) PutFiles(files []File) (v1.Hash, error) {
 	if _, err := os.Lstat(p); err == nil {
 		return id, nil
 	}
-	if err := writeAtomic(s.tmpDir(), p, encodeListing(files)); err != nil {
+	if err := writeAtomic(s.tmpDir(), p, encodeListing(files), durable); err != nil {
 		return v1.Hash{}, fmt.Errorf("put listing %s: %w", id, err)
 	}
 	return id, nil

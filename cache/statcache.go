@@ -49,8 +49,9 @@ func (st Stat) racy(t time.Time) bool {
 // was written, or later). It is safe for concurrent use; lookups of
 // loaded entries take no lock.
 type StatCache struct {
-	path string
-	log  *slog.Logger
+	path   string
+	tmpDir string // where Save writes its temp file
+	log    *slog.Logger
 	// written is when the loaded file's session started; loaded entries
 	// are trusted only if they are not racy against it.
 	written time.Time
@@ -81,7 +82,7 @@ type statEntry struct {
 // other read failures.
 func LoadStatCache(path string, opts ...Option) (*StatCache, error) {
 	o := makeOptions(opts)
-	c := &StatCache{path: path, log: o.log, session: time.Now(), added: map[string]*statEntry{}}
+	c := &StatCache{path: path, tmpDir: filepath.Dir(path), log: o.log, session: time.Now(), added: map[string]*statEntry{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -164,8 +165,9 @@ func (c *StatCache) Add(rel string, st Stat, digest v1.Hash, xattrs map[string]s
 	c.nAdded.Store(int32(len(c.added)))
 }
 
-// Save writes the cache back atomically if anything was added since it
-// was loaded; otherwise it does nothing. Only non-racy entries used or
+// Save writes the cache back atomically (without fsync: after a crash the
+// file may be old or unreadable, never wrong) if anything was added since
+// it was loaded; otherwise it does nothing. Only non-racy entries used or
 // added since loading are kept, so files that were deleted or are now
 // ignored drop out.
 func (c *StatCache) Save() error {
@@ -177,7 +179,7 @@ func (c *StatCache) Save() error {
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("save stat cache %s: %w", c.path, err)
 	}
-	if err := writeAtomic(filepath.Dir(c.path), c.path, c.encode()); err != nil {
+	if err := writeAtomic(c.tmpDir, c.path, c.encode(), bestEffort); err != nil {
 		return fmt.Errorf("save stat cache: %w", err)
 	}
 	c.dirty = false

@@ -98,7 +98,11 @@ func (s *Store) removeStaleTemp() {
 // [LoadStatCache].
 func (s *Store) StatCache(contextDir string) (*StatCache, error) {
 	id := sha256Hash([]byte(filepath.Clean(contextDir))).Hex[:32]
-	return LoadStatCache(filepath.Join(s.dir, "stat", id), WithLogger(s.log))
+	c, err := LoadStatCache(filepath.Join(s.dir, "stat", id), WithLogger(s.log))
+	if c != nil {
+		c.tmpDir = s.tmpDir() // cleaned at Open, unlike stat/
+	}
+	return c, err
 }
 
 // shardPath is dir/<first two hex>/<hex><ext> for a sha256 hash.
@@ -160,7 +164,7 @@ func (s *Store) Put(r Record) error {
 	if err != nil {
 		return fmt.Errorf("encode cache record %s: %w", r.Key, err)
 	}
-	if err := writeAtomic(s.tmpDir(), p, append(data, '\n')); err != nil {
+	if err := writeAtomic(s.tmpDir(), p, append(data, '\n'), durable); err != nil {
 		return fmt.Errorf("put cache record %s: %w", r.Key, err)
 	}
 	return nil
