@@ -94,3 +94,78 @@ func reportCPU(b *testing.B, start [2]time.Duration) {
 	b.ReportMetric(float64(end[0]-start[0])/float64(b.N)/1e6, "user-ms/op")
 	b.ReportMetric(float64(end[1]-start[1])/float64(b.N)/1e6, "sys-ms/op")
 }
+
+// BenchmarkNoopBuildCache is all of the cache package's work in a no-op
+// rebuild of corpus 02 (FROM busybox; COPY small/; COPY large/; RUN;
+// COPY app.conf): stat cache, scan, listings, four lookups, build log.
+func BenchmarkNoopBuildCache(b *testing.B) {
+	dir := benchContext(b)
+	store, err := cache.Open(filepath.Join(b.TempDir(), "cache"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	build := func() int {
+		sc, err := store.StatCache(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		files, err := cache.Scan(ctx, dir, cache.ScanOptions{Select: dockerignore02, Cache: sc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sc.Save(); err != nil {
+			b.Fatal(err)
+		}
+		id := cache.BuildID(filepath.Join(dir, "Dockerfile"), dir, "")
+		prev, _, err := store.LastBuild(id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cur := cache.Build{ID: id, Dockerfile: filepath.Join(dir, "Dockerfile"), Context: dir}
+		parent := cache.ImageParent(hash("bb"), "busybox")
+		hits := 0
+		for i, src := range []string{"small/", "large/", "", "app.conf"} {
+			p := cache.Parts{Parent: parent, Platform: "linux/amd64"}
+			if src == "" {
+				p.Instruction = "RUN find /srv -type f | wc -l > /tmp/filecount && mv /tmp/filecount /srv/filecount"
+				p.Env = cache.Scope{Env: []string{"PATH=/bin"}}.Observed(cache.ObservesRunShell)
+			} else {
+				p.Instruction = "COPY " + src + " /srv/" + src
+				listing, err := store.PutFiles(cache.Subtrees(files, src))
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.Inputs = []cache.Input{{Kind: cache.InputContext, Digest: listing}}
+			}
+			k := p.Key()
+			_, hit, err := store.Get(k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !hit {
+				if err := store.Put(cache.Record{Parts: p}); err != nil {
+					b.Fatal(err)
+				}
+			} else {
+				hits++
+			}
+			cur.Steps = append(cur.Steps, cache.StepLog{Index: i + 1, Total: 4, Key: k, Parts: p, Cached: hit})
+			parent = cache.StepParent(k)
+		}
+		cache.ExplainBuild(&prev, cur, store)
+		if err := store.PutBuild(cur); err != nil {
+			b.Fatal(err)
+		}
+		return hits
+	}
+	build()
+	b.ResetTimer()
+	cpu := cpuTime()
+	for b.Loop() {
+		if hits := build(); hits != 4 {
+			b.Fatalf("%d hits, want 4", hits)
+		}
+	}
+	reportCPU(b, cpu)
+}
