@@ -1,14 +1,15 @@
 // Package oci is minibuild's image store: an OCI image layout with tags,
 // the unpacked layers (snapshots) builds mount, and the ways images enter
-// and leave it (import, save).
+// and leave it (import, save, registries).
 //
 // It owns the store directory and everything about blobs, manifests,
 // configs, indexes and names: writing and verifying blobs, tagging,
 // resolving references, reading images through go-containerregistry's
-// v1.Image, garbage collection and fsck. It refuses to own what is inside
-// a layer or a snapshot (package layer makes and applies tars; the store
-// only names, renames and deletes snapshot directories), mounts, and build
-// order.
+// v1.Image, garbage collection and fsck, and moving images and artifacts
+// to and from registries. It refuses to own what is inside a layer or a
+// snapshot (package layer makes and applies tars; the store only names,
+// renames and deletes snapshot directories), mounts, build order, and the
+// build cache's record format (artifacts carry it as opaque bytes).
 //
 // # Layout
 //
@@ -22,6 +23,8 @@
 //	  trash/               directories being deleted in the background
 //	  lock                 flock: shared while a Store is open, exclusive for GC
 //	  index.lock           flock: exclusive while index.json is rewritten
+//	  remote/sources.json  where blobs are known to exist besides the store
+//	                       (registry repositories, "oci:DIR" layouts); remote/lock
 //	  cache/               not ours (package cache); never touched here
 //
 // Tags are index.json entries annotated org.opencontainers.image.ref.name
@@ -58,4 +61,60 @@
 //
 // [Store.Fsck] checks all of the above after the fact: it re-hashes every
 // blob and follows every reference.
+//
+// # Registries
+//
+// Images and artifacts move between the store and OCI registries through
+// go-containerregistry (remote, authn, name, transport); this package adds
+// the store's atomicity, the choice of what to move, and errors that say
+// where. [Open]'s options configure it: [WithKeychain] (default
+// authn.DefaultKeychain: the Docker config at $DOCKER_CONFIG or ~/.docker,
+// with credential helpers), [WithTransport] (default: system CAs, which
+// honour SSL_CERT_FILE; proxies from the environment),
+// [WithInsecureRegistries] (plain HTTP or unverified HTTPS for registries
+// the user names, like Docker's --insecure-registry; the command line
+// takes --insecure-registry and MINIBUILD_INSECURE_REGISTRIES) and
+// [WithRetryBackoff].
+//
+//   - [Store.Pull] resolves a name like Docker ([ParseName]), picks the
+//     host's (or a requested) platform of a multi-platform index
+//     ([HostPlatform], [ParsePlatform]), downloads only the config and
+//     layers the store lacks, in parallel, each through an [Ingest] that
+//     verifies it, and tags the manifest only when everything is there. The
+//     index.json entry records the platform and, in the annotation
+//     dev.minibuild.repo-digests, the registry digest the reference
+//     resolved to (Docker's RepoDigests).
+//   - [Store.ResolveBase] is FROM's resolution under a [PullPolicy]:
+//     [PullMissing] answers from index.json when it can, with no network
+//     request at all (tags, pins through the recorded repo digests,
+//     imported indexes), so a rebuild works offline; [PullAlways] checks a
+//     tag with one HEAD request; [PullNever] never asks.
+//   - [Store.Push] checks each blob with a HEAD request, mounts it from
+//     another repository of the same registry when the store knows one
+//     that has it, uploads the rest in parallel, and pushes the manifests
+//     (byte for byte, so digests match) last.
+//   - Blob sources ([Store.AddBlobSource], [Store.RemoteBlob]) record
+//     where blobs exist besides the store. Pulls and pushes record them;
+//     a lazy pull ([PullOptions.Lazy]) or an imported cache leaves layers
+//     there: an image may refer to a layer known only remotely (fsck and
+//     [Store.PutImage] accept it), [Store.FetchBlob] and [Store.FetchImage]
+//     bring the bytes when something needs them, and a push to the same
+//     registry mounts them without downloading. GC forgets the sources of
+//     blobs it does not keep.
+//   - Artifacts ([Store.PushArtifact], [Store.FetchArtifact], and
+//     [Store.PushArtifactLayout], [Store.FetchArtifactLayout] for an OCI
+//     layout directory) are generic transport for the build cache: an
+//     OCI 1.1 image manifest with the owner's config media type and blobs
+//     as layers. Fetching reads manifest and config only and records the
+//     blobs as sources.
+//
+// Failures: go-containerregistry retries requests that fail with 408,
+// 429 or 5xx or lose their connection, with backoff; a download whose
+// body breaks midway (which it does not retry) starts again here with a
+// fresh ingest. Refused connections, certificate errors, 401, 403, 404 and
+// content that does not match its digest fail at once. What comes back is
+// a [*RemoteError] naming the operation, registry, repository and digest,
+// wrapping [ErrUnauthorized], [ErrNotFound] or [ErrDigestMismatch] when
+// they apply. A failed pull tags nothing and leaves no partial blob
+// (complete blobs it fetched stay, unreferenced, for the next attempt).
 package oci

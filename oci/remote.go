@@ -383,6 +383,10 @@ func classify(repo name.Repository, err error) error {
 		}
 		return err
 	}
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (trust its CA through SSL_CERT_FILE or the system store, or allow it as an insecure registry)", err)
+	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {
 		return fmt.Errorf("cannot reach registry %s: %w", registryName(repo), err)
