@@ -25,7 +25,7 @@ const waitDelay = 5 * time.Second
 // Run runs s.Args in a new sandbox and waits for it (see the package
 // documentation for what the sandbox is). It returns nil when the command
 // exits with status 0, an [*ExitError] for any other status, and an error
-// naming the step that failed when the sandbox cannot be set up or the
+// saying what failed when the sandbox cannot be set up or the
 // command cannot be executed ("exec /bin/sh: no such file or directory",
 // which wraps fs.ErrNotExist; a bad USER wraps [ErrUnknownUser]).
 //
@@ -83,7 +83,11 @@ func runSandbox(ctx context.Context, s Spec) error {
 
 	cmd := osexec.CommandContext(ctx, "/proc/self/exe", initArg)
 	cmd.Args[0] = "minibuild"
-	cmd.Env = []string{}
+	// The init's own environment, not the command's (which travels in the
+	// config). It does one thing at a time: a single P keeps the Go
+	// runtime from starting threads that exec then has to kill, and skips
+	// its cgroup probing.
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
 	cmd.ExtraFiles = []*os.File{cfgR, statW} // configFD, statusFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -46,8 +46,9 @@ var ErrUnknownUser = errors.New("unknown user or group")
 // becomes the root. Upper receives every change and is the step's layer.
 // Work is scratch space that the mount owns while it exists: it holds
 // overlay's work directory, the mount point and generated files (hosts,
-// hostname); it must be on the same filesystem as Upper, and it is emptied
-// before and after each use. Upper and Work are created if missing.
+// hostname); it must be on the same filesystem as Upper, must not be used
+// by two mounts at once, and is emptied before and after each use. Upper
+// and Work are created if missing.
 //
 // Because overlay shows the upper directory's own mode and owner as "/",
 // [Run] and [WithRoot] give Upper the mode and owner of Lower[0] first.
@@ -207,8 +208,8 @@ func (s Spec) validate() error {
 	default:
 		return fmt.Errorf("network %q: unknown mode (want host or none)", s.Network)
 	}
-	if strings.ContainsAny(s.hostname(), "\x00\n") {
-		return fmt.Errorf("hostname %q: invalid", s.Hostname)
+	if h := s.hostname(); len(h) > 64 || strings.ContainsAny(h, "\x00\n/ ") {
+		return fmt.Errorf("hostname %q: invalid (at most 64 bytes, no spaces or slashes)", s.Hostname)
 	}
 	return s.Root.validate()
 }

@@ -22,6 +22,8 @@ import (
 // waits for, sees the host's namespace, where merged is an empty directory.
 // fn must also close every file it opened below merged before it returns.
 //
+// A panic in fn is raised again in the caller's goroutine.
+//
 // ctx is checked before mounting and before calling fn; fn is not
 // interrupted and should watch the same ctx itself. After WithRoot
 // returns, Work is empty and Upper holds fn's changes. WithRoot does not
@@ -76,21 +78,45 @@ func withMountedRoot(ctx context.Context, r RootSpec, fn func(string) error) err
 // the goroutine lands there, it keeps the main thread busy while a second
 // goroutine, which then cannot be scheduled on it, does the work.
 func onPrivateThread(fn func() error) error {
-	errc := make(chan error, 1)
+	r := runPrivate(fn)
+	if r.panicked {
+		panic(r.panicVal)
+	}
+	return r.err
+}
+
+// threadResult is how fn ended on its thread.
+type threadResult struct {
+	err      error
+	panicked bool
+	panicVal any
+}
+
+func runPrivate(fn func() error) threadResult {
+	done := make(chan threadResult, 1)
 	go func() {
 		runtime.LockOSThread()
 		if unix.Gettid() == unix.Getpid() {
-			errc <- onPrivateThread(fn)
+			r := runPrivate(fn)
 			runtime.UnlockOSThread()
+			done <- r
 			return
 		}
 		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 			runtime.UnlockOSThread() // unchanged: the thread may be reused
-			errc <- fmt.Errorf("unshare mount namespace: %w", err)
+			done <- threadResult{err: fmt.Errorf("unshare mount namespace: %w", err)}
 			return
 		}
 		// From here on the thread is in its own namespace: no unlock.
-		errc <- fn()
+		r := threadResult{panicked: true}
+		defer func() {
+			if r.panicked {
+				r.panicVal = recover()
+			}
+			done <- r
+		}()
+		r.err = fn()
+		r.panicked = false
 	}()
-	return <-errc
+	return <-done
 }

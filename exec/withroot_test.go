@@ -177,3 +177,16 @@ func TestWithRootConcurrent(t *testing.T) {
 		t.Errorf("mountinfo after = %q, want nothing", got)
 	}
 }
+
+func TestWithRootPanic(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Parallel()
+	r := exectest.NewRoot(t, t.TempDir())
+	defer func() {
+		if v := recover(); v != "boom" {
+			t.Errorf("recover() = %v, want fn's panic value boom", v)
+		}
+	}()
+	exec.WithRoot(context.Background(), r, func(string) error { panic("boom") })
+	t.Error("WithRoot returned, want it to panic")
+}
