@@ -125,11 +125,11 @@ type manifestBlob struct {
 	raw []byte
 }
 
+var _ remote.Taggable = manifestBlob{}
+
 // RawManifest and MediaType make it a remote.Taggable pushed verbatim.
 func (m manifestBlob) RawManifest() ([]byte, error)        { return m.raw, nil }
 func (m manifestBlob) MediaType() (types.MediaType, error) { return m.d.MediaType, nil }
-
-var _ remote.Taggable = manifestBlob{}
 
 // pushItem is one blob to upload: from the store or a source, or data.
 type pushItem struct {

@@ -178,7 +178,7 @@ func (c *remoteClient) options(ctx context.Context, jobs int) []remote.Option {
 		remote.WithUserAgent(userAgent),
 		remote.WithRetryBackoff(c.backoff),
 		remote.WithRetryPredicate(retryable),
-		remote.WithRetryStatusCodes(retryStatusCodes...),
+		remote.WithRetryStatusCodes(retryStatusCodes()...),
 		remote.WithJobs(jobs),
 	}
 }
@@ -243,13 +243,15 @@ func repoName(r name.Repository) string {
 
 // retryStatusCodes are the statuses worth another attempt: the registry or
 // something in front of it is overloaded or restarting.
-var retryStatusCodes = []int{
-	http.StatusRequestTimeout,
-	http.StatusTooManyRequests,
-	http.StatusInternalServerError,
-	http.StatusBadGateway,
-	http.StatusServiceUnavailable,
-	http.StatusGatewayTimeout,
+func retryStatusCodes() []int {
+	return []int{
+		http.StatusRequestTimeout,
+		http.StatusTooManyRequests,
+		http.StatusInternalServerError,
+		http.StatusBadGateway,
+		http.StatusServiceUnavailable,
+		http.StatusGatewayTimeout,
+	}
 }
 
 // retryable reports errors another attempt may cure: the statuses above
@@ -264,7 +266,7 @@ func retryable(err error) bool {
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
-		return slices.Contains(retryStatusCodes, te.StatusCode) || te.Temporary()
+		return slices.Contains(retryStatusCodes(), te.StatusCode) || te.Temporary()
 	}
 	return retryableNet(err)
 }
