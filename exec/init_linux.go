@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -105,7 +106,7 @@ func buildRoot(cfg initConfig, rep reporter) error {
 		}
 		mounted = append(mounted, m.Target)
 	}
-	if containsPath(mounted, "/dev") {
+	if slices.Contains(mounted, "/dev") {
 		return devSymlinks(filepath.Join(cfg.Merged, "dev"))
 	}
 	return nil
@@ -161,15 +162,6 @@ func parentMount(mounted []string, p string) string {
 	return best
 }
 
-func containsPath(list []string, p string) bool {
-	for _, x := range list {
-		if x == p {
-			return true
-		}
-	}
-	return false
-}
-
 // devSymlinks adds the links every /dev has (runc's defaults).
 func devSymlinks(dev string) error {
 	for _, l := range [][2]string{
@@ -194,6 +186,11 @@ func pivotRoot(newRoot string) error {
 		return fmt.Errorf("pivot_root: chdir %s: %w", newRoot, err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
+		if err == unix.EINVAL {
+			// The one common cause; chroot instead would leave the host's
+			// root reachable to a step that has CAP_SYS_CHROOT.
+			return fmt.Errorf("pivot_root %s: %w (is the host's / an initramfs? a sandbox needs a real root filesystem)", newRoot, err)
+		}
 		return fmt.Errorf("pivot_root %s: %w", newRoot, err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
