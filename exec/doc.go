@@ -41,7 +41,9 @@
 // PID namespace before the parent sees the exit, and the mount namespace,
 // with every mount in it, goes away with its last process: a daemon a step
 // forks, a cancelled step, even minibuild killed with SIGKILL (the init
-// has a parent-death signal) leave nothing behind.
+// has a parent-death signal) leave no process or mount behind. (After a
+// SIGKILL, the upper and work directories are left for the next start to
+// remove.)
 //
 // What a step sees is modelled on `docker build`: the hostname is
 // [DefaultHostname] unless set, and like `docker run` it is also in
