@@ -156,8 +156,9 @@ func (s *Store) PushArtifact(ctx context.Context, ref string, spec ArtifactSpec,
 
 // FetchArtifact reads the artifact ref (a tag or digest reference) from
 // its registry: the manifest and the config, verified, but none of the
-// blobs, which are recorded as available in the repository
-// ([Store.AddBlobSource]) so [Store.FetchBlob] can get each one later.
+// blobs. The blobs (and the config) are recorded as available in the
+// repository ([Store.AddBlobSource]), so [Store.FetchBlob] can get each
+// one later and a push to the same registry mounts them.
 // Registry failures are *RemoteError ([ErrNotFound] for a missing
 // artifact).
 func (s *Store) FetchArtifact(ctx context.Context, ref string) (Artifact, error) {
