@@ -4,6 +4,7 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,4 +169,29 @@ func BenchmarkNoopBuildCache(b *testing.B) {
 		}
 	}
 	reportCPU(b, cpu)
+}
+
+// BenchmarkListing20k stores and loads a 20k-entry listing (what explain
+// reads to name changed files).
+func BenchmarkListing20k(b *testing.B) {
+	store, err := cache.Open(filepath.Join(b.TempDir(), "cache"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	files := make([]cache.File, 0, 20000)
+	for i := range 20000 {
+		files = append(files, cache.File{
+			Path: fmt.Sprintf("small/p%02d/q%d/f%03d.txt", i/1000, i/100%10, i%100),
+			Type: cache.TypeFile, Mode: 0o644, Size: int64(64 + i%8000), Digest: sha(fmt.Sprint(i)),
+		})
+	}
+	id, err := store.PutFiles(files)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, found, err := store.Files(id); !found || err != nil {
+			b.Fatalf("Files = %v, %v", found, err)
+		}
+	}
 }
