@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,6 +68,7 @@ func Diff(ctx context.Context, dir string, w io.Writer, opts DiffOptions) (Descr
 		normalize: opts.Normalize,
 		links:     make(map[fileID]string),
 		buf:       make([]byte, 1<<20),
+		pool:      make(chan []byte, chunkBuffers),
 	}
 	err = d.run(dir)
 	if err == nil {
@@ -118,8 +120,12 @@ type differ struct {
 	buf       []byte            // file copy buffer
 	xb        xattrBuf
 	// atimeDenied: O_NOATIME was refused once (not the files' owner and
-	// no CAP_FOWNER); later opens do without it.
-	atimeDenied bool
+	// no CAP_FOWNER); later opens do without it. Set by the prefetcher too.
+	atimeDenied atomic.Bool
+	// Buffers for the prefetcher (prefetch_linux.go): free ones, and how
+	// many exist. Only one prefetcher runs at a time.
+	pool      chan []byte
+	allocated int
 }
 
 // node is one directory entry met by the walk.
@@ -130,6 +136,7 @@ type node struct {
 	st        unix.Stat_t
 	xattrs    []string // names, sorted
 	listed    bool     // xattrs is filled (for files with content: once opened)
+	pre       *fetched // content and xattrs read ahead, if any
 	whiteout  bool     // an overlay whiteout, in either form
 	opaque    bool     // an overlay opaque directory (trusted.* or user.* "y")
 	trustedY  bool     // trusted.overlay.opaque=y is already set
@@ -200,19 +207,39 @@ func (d *differ) walkDir(abs, rel string) error {
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	for _, n := range nodes {
-		if err := d.ctx.Err(); err != nil {
+	// Runs of non-directories are emitted with their small files read
+	// ahead; directories one by one (emit descends into them).
+	for i := 0; i < len(nodes); {
+		j := i
+		for j < len(nodes) && !isDir(nodes[j]) {
+			j++
+		}
+		if err := d.emitRun(nodes[i:j]); err != nil {
 			return err
 		}
-		if err := d.out.err(); err != nil {
-			return err
+		if j < len(nodes) {
+			if err := d.emitChecked(nodes[j]); err != nil {
+				return err
+			}
+			j++
 		}
-		if err := d.emit(n); err != nil {
-			return err
-		}
+		i = j
 	}
 	return nil
 }
+
+// emitChecked emits n unless the walk must stop.
+func (d *differ) emitChecked(n *node) error {
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.out.err(); err != nil {
+		return err
+	}
+	return d.emit(n)
+}
+
+func isDir(n *node) bool { return !n.whiteout && n.st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
 func displayPath(rel string) string {
 	if rel == "" {
@@ -283,6 +310,9 @@ func (d *differ) emit(n *node) error {
 	if hdr.Typeflag == tar.TypeLink {
 		return d.writeHeader(hdr, n) // the first link carries content and metadata
 	}
+	if n.pre != nil {
+		return d.emitFetched(n, hdr)
+	}
 	fd := -1
 	if !n.listed {
 		if fd, err = d.open(n); err != nil {
@@ -293,7 +323,7 @@ func (d *differ) emit(n *node) error {
 			return fmt.Errorf("%s: %w", n.rel, err)
 		}
 	}
-	if hdr.PAXRecords, err = d.xattrRecords(n, fd); err != nil {
+	if hdr.PAXRecords, err = xattrRecords(n, fd, &d.xb); err != nil {
 		return err
 	}
 	if err := d.writeHeader(hdr, n); err != nil {
@@ -377,7 +407,7 @@ func (d *differ) writeHeader(hdr *tar.Header, n *node) error {
 
 // xattrRecords reads the xattrs a layer keeps, through fd when the file
 // is open (fd >= 0), as SCHILY.xattr PAX records (nil when none).
-func (d *differ) xattrRecords(n *node, fd int) (map[string]string, error) {
+func xattrRecords(n *node, fd int, xb *xattrBuf) (map[string]string, error) {
 	var recs map[string]string
 	for _, x := range n.xattrs {
 		if droppedXattr(x) {
@@ -386,9 +416,9 @@ func (d *differ) xattrRecords(n *node, fd int) (map[string]string, error) {
 		var v string
 		var err error
 		if fd >= 0 {
-			v, err = d.xb.getFD(fd, x)
+			v, err = xb.getFD(fd, x)
 		} else {
-			v, err = d.xb.get(n.abs, x)
+			v, err = xb.get(n.abs, x)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", n.rel, err)
@@ -434,12 +464,12 @@ func (d *differ) emitWhiteout(n *node) error {
 // atime.
 func (d *differ) open(n *node) (int, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	if !d.atimeDenied {
+	if !d.atimeDenied.Load() {
 		fd, err := unix.Openat(n.dirfd, n.name, flags|unix.O_NOATIME, 0)
 		if !errors.Is(err, unix.EPERM) {
 			return fd, wrapOpen(n, err)
 		}
-		d.atimeDenied = true
+		d.atimeDenied.Store(true)
 	}
 	fd, err := unix.Openat(n.dirfd, n.name, flags, 0)
 	return fd, wrapOpen(n, err)
