@@ -35,7 +35,12 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil { // the command printed the details itself
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 // app is the one value every command shares: global flags and streams. It is
@@ -121,6 +126,7 @@ overlay-mounted scratch roots, and keeps them in a local OCI-layout store.
 		newRmiCmd(a),
 		newFsckCmd(a),
 		newPullCmd(a), newPushCmd(a), newTagCmd(a),
+		newExplainCmd(a),
 	)
 	return root
 }
