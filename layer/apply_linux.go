@@ -12,7 +12,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -353,101 +352,6 @@ func (a *applier) special(pfd int, base string, hdr *tar.Header) error {
 	return setTimesAt(pfd, base, hdr.ModTime)
 }
 
-// whiteout applies ".wh.<name>" in directory dir.
-func (a *applier) whiteout(dir, name string, mtime time.Time) error {
-	if a.mode == OverlayWhiteouts {
-		pfd, err := a.root.dir(dir, a.madeDir)
-		if err != nil {
-			return err
-		}
-		// A 0:0 character device is overlay's whiteout. If the name is
-		// taken, this layer created it, and "files that are present in
-		// the same layer as a whiteout file can only be hidden by
-		// whiteout files in subsequent layers": keep it.
-		err = unix.Mknodat(pfd, name, unix.S_IFCHR, 0)
-		if errors.Is(err, unix.EEXIST) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("create whiteout: %w", err)
-		}
-		return setTimesAt(pfd, name, mtime)
-	}
-	if _, ok := a.unpacked[joinPath(dir, name)]; ok {
-		return nil // created by this layer: not the whiteout's to delete
-	}
-	pfd, err := a.root.dir(dir, nil)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return nil // nothing there to delete
-	}
-	if err != nil {
-		return err
-	}
-	a.root.invalidate()
-	return removeAllAt(pfd, name)
-}
-
-// opaque applies "<dir>/.wh..wh..opq".
-func (a *applier) opaque(dir string) error {
-	if a.mode == OverlayWhiteouts {
-		if _, err := a.root.dir(dir, a.madeDir); err != nil {
-			return err
-		}
-		fd, err := a.root.open(dir, unix.O_RDONLY|unix.O_DIRECTORY)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", dir, err)
-		}
-		defer unix.Close(fd)
-		if err := unix.Fsetxattr(fd, overlayOpaque, []byte("y"), 0); err != nil {
-			return fmt.Errorf("set xattr %s: %w", overlayOpaque, err)
-		}
-		return nil
-	}
-	// MergeWhiteouts: hide every lower child, whatever the entry order
-	// (image-spec layer.md: the opaque whiteout "is applied first").
-	fd, err := a.root.open(dir, unix.O_RDONLY|unix.O_DIRECTORY)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	a.root.invalidate()
-	return a.clearLower(fd, dir)
-}
-
-// clearLower removes from directory fd (layer path rel) everything this
-// layer did not create, descending into the directories it did. It closes
-// fd.
-func (a *applier) clearLower(fd int, rel string) error {
-	f := os.NewFile(uintptr(fd), rel)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return fmt.Errorf("read dir %s: %w", rel, err)
-	}
-	for _, n := range names {
-		p := joinPath(rel, n)
-		if _, ok := a.unpacked[p]; !ok {
-			if err := removeAllAt(fd, n); err != nil {
-				return err
-			}
-			continue
-		}
-		cfd, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("open %s: %w", p, err)
-		}
-		if err := a.clearLower(cfd, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // setDirTimes sets the mtime of every directory the layer made or named,
 // now that nothing more will be created in them. A path that is no longer
 // a directory (a later entry replaced it) is skipped.
@@ -471,80 +375,6 @@ func (a *applier) setDirTimes() error {
 		if err := setTimesAt(pfd, base, a.dirTimes[rel]); err != nil {
 			return fmt.Errorf("directory %s: %w", rel, err)
 		}
-	}
-	return nil
-}
-
-// setMeta sets owner, mode and xattrs through an open descriptor, in the
-// order that keeps them: chown clears setuid/setgid bits and
-// security.capability, so it comes first. With replace (an existing
-// directory), xattrs the entry does not list are removed.
-func setMeta(fd int, hdr *tar.Header, replace bool) error {
-	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
-		return fmt.Errorf("chown: %w", err)
-	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	want := xattrsFromPAX(hdr.PAXRecords)
-	if replace {
-		if err := removeOtherXattrs(fd, want); err != nil {
-			return err
-		}
-	}
-	for _, x := range want {
-		err := unix.Fsetxattr(fd, x[0], []byte(x[1]), 0)
-		if err = tolerateXattr(err, x[0], true); err != nil {
-			return fmt.Errorf("set xattr %s: %w", x[0], err)
-		}
-	}
-	return nil
-}
-
-// removeOtherXattrs removes the xattrs of fd not in want, except the ones
-// a layer never carries (they are not the layer's to remove).
-func removeOtherXattrs(fd int, want [][2]string) error {
-	buf := make([]byte, 64<<10)
-	n, err := unix.Flistxattr(fd, buf)
-	if errors.Is(err, unix.ENOTSUP) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("list xattrs: %w", err)
-	}
-	for name := range strings.SplitSeq(string(buf[:n]), "\x00") {
-		if name == "" || droppedXattr(name) || slices.ContainsFunc(want, func(x [2]string) bool { return x[0] == name }) {
-			continue
-		}
-		if err := unix.Fremovexattr(fd, name); err != nil && !errors.Is(err, unix.ENODATA) {
-			return fmt.Errorf("remove xattr %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// tolerateXattr drops the errors of xattrs this filesystem or file type
-// cannot hold: a filesystem without xattr support (ENOTSUP), and user.*
-// xattrs on symlinks and device nodes, which Linux refuses (EPERM).
-func tolerateXattr(err error, name string, regularOrDir bool) error {
-	switch {
-	case err == nil, errors.Is(err, unix.ENOTSUP):
-		return nil
-	case errors.Is(err, unix.EPERM) && !regularOrDir && strings.HasPrefix(name, "user."):
-		return nil
-	}
-	return err
-}
-
-// setTimesAt sets atime and mtime of base in pfd to t, not following a
-// final symlink.
-func setTimesAt(pfd int, base string, t time.Time) error {
-	ts, err := unix.TimeToTimespec(t)
-	if err != nil {
-		return fmt.Errorf("set times: %w", err)
-	}
-	if err := unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
 }
