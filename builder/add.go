@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"minibuild/cache"
 )
 
 // dispatchAdd plans an ADD: like COPY from the build context, plus http(s)
@@ -40,12 +42,14 @@ func dispatchAdd(st *stageState, step *Step, c *instructions.AddCommand) error {
 		return err
 	}
 	step.Copy = op
-	can := copyCanonical("ADD", op)
-	can.flag("checksum", c.Checksum)
-	if c.Unpack != nil {
-		can.flag("unpack", fmt.Sprint(*c.Unpack))
+	in := copyInstruction("ADD", op, c.SourcesAndDest)
+	if c.Checksum != "" {
+		in.Flags = append(in.Flags, cache.Flag{Name: "checksum", Value: c.Checksum})
 	}
-	step.Instruction = can.String()
+	if c.Unpack != nil {
+		in.Flags = append(in.Flags, cache.Flag{Name: "unpack", Value: fmt.Sprint(*c.Unpack)})
+	}
+	step.keyInstruction(in, copyObserves(c.DestPath))
 	st.commit(step, copyHistory("ADD", op, c.SourcesAndDest), true)
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"minibuild/cache"
 )
 
 // dispatchCopy plans a COPY: sources, destination resolved against
@@ -35,10 +37,14 @@ func dispatchCopy(st *stageState, step *Step, c *instructions.CopyCommand, from 
 		return err
 	}
 	step.Copy = op
-	can := copyCanonical("COPY", op)
-	can.flag("from", c.From)
-	can.boolFlag("parents", c.Parents)
-	step.Instruction = can.String()
+	in := copyInstruction("COPY", op, c.SourcesAndDest)
+	if c.From != "" {
+		in.Flags = append(in.Flags, cache.Flag{Name: "from", Value: c.From})
+	}
+	if c.Parents {
+		in.Flags = append(in.Flags, cache.Flag{Name: "parents", Value: "true"})
+	}
+	step.keyInstruction(in, copyObserves(c.DestPath))
 	st.commit(step, copyHistory("COPY", op, c.SourcesAndDest), true)
 	return nil
 }
@@ -120,24 +126,40 @@ func copyHistory(name string, op *CopyOp, sd instructions.SourcesAndDest) string
 	return strings.Join(parts, " ")
 }
 
-// copyCanonical is the shared part of the COPY/ADD cache instruction.
-func copyCanonical(name string, op *CopyOp) *canonical {
-	can := &canonical{name: name}
-	can.flag("chown", op.Chown)
+// copyInstruction is the shared part of the COPY/ADD key instruction:
+// --chown, --chmod, --exclude and --link, the sources as expanded, "<<NAME"
+// for each heredoc (its body follows the arguments) and the destination
+// as written (relative to WORKDIR, which the key then observes).
+func copyInstruction(name string, op *CopyOp, sd instructions.SourcesAndDest) cache.Instruction {
+	in := cache.Instruction{Keyword: name, Args: []string{}}
+	if op.Chown != "" {
+		in.Flags = append(in.Flags, cache.Flag{Name: "chown", Value: op.Chown})
+	}
 	if op.Chmod != nil {
-		can.flag("chmod", op.Chmod.String())
+		in.Flags = append(in.Flags, cache.Flag{Name: "chmod", Value: op.Chmod.String()})
 	}
 	for _, e := range op.Excludes {
-		can.flag("exclude", e)
+		in.Flags = append(in.Flags, cache.Flag{Name: "exclude", Value: e})
 	}
-	can.boolFlag("link", op.Link)
-	can.args = quoteArgs(op.Sources)
+	if op.Link {
+		in.Flags = append(in.Flags, cache.Flag{Name: "link", Value: "true"})
+	}
+	in.Args = append(in.Args, op.Sources...)
 	for _, h := range op.Heredocs {
-		can.args = append(can.args, quoteArg("<<"+h.Path))
-		can.tail = append(can.tail, "<<"+h.Path+"\n"+h.Data+h.Path)
+		in.Args = append(in.Args, "<<"+h.Path)
+		in.Heredocs = append(in.Heredocs, cache.Heredoc{Name: h.Path, Body: h.Data})
 	}
-	can.args = append(can.args, quoteArg(op.Dest))
-	return can
+	in.Args = append(in.Args, sd.DestPath)
+	return in
+}
+
+// copyObserves is what a COPY/ADD key includes of the stage's state: the
+// working directory when the destination is relative to it.
+func copyObserves(dest string) cache.Observes {
+	if strings.HasPrefix(dest, "/") {
+		return cache.ObservesCopy
+	}
+	return cache.ObservesCopyRelative
 }
 
 // chownByName reports whether a --chown value names a user or group (not

@@ -49,9 +49,12 @@ type SourceLine struct {
 }
 
 // DockerfileError ties a failure to the Dockerfile lines that caused it.
-// Its Error string is one line, "Dockerfile:12: unknown instruction:
-// COPYY"; Excerpt carries the lines around the location so the CLI can
-// print them under the message, BuildKit style.
+// Its Error string is one line: "Dockerfile:12: unknown instruction:
+// COPYY" for a Dockerfile that cannot be planned, "step 3/7
+// (Dockerfile:12) RUN make: exit code 2" for a step that failed while
+// building. Excerpt carries the lines around the location and Output the
+// last lines a failed RUN printed, so the CLI can show them under the
+// message, BuildKit style.
 type DockerfileError struct {
 	File     string   // the Dockerfile as named in the request
 	Location Location // zero when the error concerns the whole file
@@ -60,14 +63,36 @@ type DockerfileError struct {
 	// joined); "" for errors that are not about one instruction.
 	Instruction string
 	Excerpt     []SourceLine
-	Err         error
+	// Step and Steps number a step that failed while building, as
+	// progress output does ("[stage 3/7]": FROM and filesystem steps);
+	// zero for errors found while planning.
+	Step, Steps int
+	// ExitCode is the exit status of a RUN that failed (0 otherwise);
+	// errors.As on Err finds the *exec.ExitError as well.
+	ExitCode int
+	// Output holds the last lines a failed RUN wrote (stdout and stderr
+	// interleaved), oldest first.
+	Output []string
+	Err    error
 }
 
 func (e *DockerfileError) Error() string {
-	if e.Location.Start > 0 {
+	switch {
+	case e.Step > 0:
+		return fmt.Sprintf("step %d/%d (%s:%s) %s: %v", e.Step, e.Steps, e.File, e.Location, oneLine(e.Instruction), e.Err)
+	case e.Location.Start > 0:
 		return fmt.Sprintf("%s:%s: %v", e.File, e.Location, e.Err)
 	}
 	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+// oneLine shortens an instruction for a one-line message: its first line,
+// with an ellipsis when there is more (heredocs).
+func oneLine(s string) string {
+	if first, _, ok := strings.Cut(s, "\n"); ok {
+		return first + " …"
+	}
+	return s
 }
 
 // Unwrap returns the cause.

@@ -139,11 +139,11 @@ RAW
 		"STOPSIGNAL SIGINT",
 		"LABEL key=hello",
 		"COPY --chmod=755 --chown=app:grp src /dst/",
-		`RUN ["/bin/sh","-c","echo $H"]`,
+		"RUN echo $H",
 		`CMD ["/bin/sh","-c","echo $H"]`,
 		`ENTRYPOINT ["echo","$H"]`,
 		`HEALTHCHECK ["CMD-SHELL","check $H"]`,
-		"COPY \"<<EOF\" \"<<RAW\" /x/\n<<EOF\nhello\nEOF\n<<RAW\n$H\nRAW",
+		"COPY <<EOF <<RAW /x/\n<<EOF\nhello\nEOF\n<<RAW\n$H\nRAW",
 	}
 	if diff := cmp.Diff(want, instructions); diff != "" {
 		t.Errorf("instructions (-want +got):\n%s", diff)
@@ -161,6 +161,8 @@ func TestStepEnvAndRunEnv(t *testing.T) {
 	run := p.Target.Steps[len(p.Target.Steps)-1]
 	want := StepEnv{
 		Env:        []string{"A=1", "E=2", "PATH=" + defaultPath},
+		Config:     []string{"PATH=" + defaultPath, "E=2"},
+		Args:       map[string]string{"A": "1"},
 		WorkingDir: "/w",
 		User:       "u",
 		Shell:      []string{"/bin/bash", "-c"},
@@ -179,7 +181,7 @@ func TestStepEnvAndRunEnv(t *testing.T) {
 	if diff := cmp.Diff(wantRun, run.Run); diff != "" {
 		t.Errorf("RunOp (-want +got):\n%s", diff)
 	}
-	if got, want := run.Instruction, `RUN --network=none ["/bin/bash","-c","true"]`; got != want {
+	if got, want := run.Instruction, "RUN --network=none true"; got != want {
 		t.Errorf("Instruction = %q, want %q", got, want)
 	}
 	if run.Display != "RUN --network=none true" {
@@ -195,7 +197,7 @@ func TestRunHeredocs(t *testing.T) {
 	if diff := cmp.Diff([]string{"/bin/sh", "-c", "echo $HOME\n"}, steps[0].Run.Args); diff != "" {
 		t.Errorf("plain heredoc args (-want +got):\n%s", diff)
 	}
-	wantFile := []InlineFile{{Path: "/dev/pipes/EOF", Data: "#!/usr/bin/env python3\nprint(1)\n", Mode: 0o755}}
+	wantFile := []InlineFile{{Path: "/.minibuild-heredocs/EOF", Data: "#!/usr/bin/env python3\nprint(1)\n", Mode: 0o755}}
 	if diff := cmp.Diff(wantFile, steps[1].Run.Files); diff != "" {
 		t.Errorf("shebang heredoc files (-want +got):\n%s", diff)
 	}

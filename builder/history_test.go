@@ -85,7 +85,7 @@ func TestHistory(t *testing.T) {
 			dockerfile: "FROM scratch\nRUN <<EOF\necho one\necho two\nEOF\nRUN <<EOF\n#!/bin/sh\necho script\nEOF\n",
 			want: []string{
 				"RUN /bin/sh -c echo one\necho two\n # buildkit",
-				"RUN /bin/sh -c /dev/pipes/EOF # buildkit",
+				"RUN /bin/sh -c /.minibuild-heredocs/EOF # buildkit",
 			},
 		},
 		{

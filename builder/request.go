@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -10,14 +11,13 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"minibuild/layer"
 )
 
 // DefaultEpoch is the time used for `created` and for clamping mtimes when
-// SOURCE_DATE_EPOCH is not given: 1980-01-02T00:00:00Z.
-//
-// NOTE: duplicates layer.DefaultEpoch (layer/layer.go, same value); the
-// builder will take it from there once it imports the layer package.
-const DefaultEpoch int64 = 315619200
+// SOURCE_DATE_EPOCH is not given: 1980-01-02T00:00:00Z ([layer.DefaultEpoch]).
+const DefaultEpoch int64 = layer.DefaultEpoch
 
 // Request is one build as the CLI asks for it. The zero value builds
 // ./Dockerfile in the current directory for the host platform.
@@ -56,6 +56,14 @@ type Request struct {
 	// Jobs bounds how many stages and COPY --link steps run at once;
 	// 0 means the number of CPUs.
 	Jobs int
+	// Compression is how new layers are compressed: "gzip" (or ""),
+	// "zstd" or "none". A layer taken from the cache keeps the
+	// compression it was stored with.
+	Compression string
+	// KeyMaterial, if set, receives every filesystem step's key material
+	// (cache.WriteKeyMaterial: the key, the canonical bytes hashed, the
+	// listing of each context input), for comparing two builds with diff.
+	KeyMaterial io.Writer
 	// Outputs say where the image goes besides the store (--output).
 	Outputs []Output
 	// Push pushes the image to the registry of every tag (--push).
@@ -87,6 +95,9 @@ type Output struct {
 	// filesystem into directory Dest) or "registry" (push, like --push).
 	Type string
 	Dest string
+	// Writer, if set, receives an "oci" or "docker" archive instead of
+	// the file Dest (for "--output -", the CLI's stdout).
+	Writer io.Writer
 }
 
 // CacheSpec is one --cache-from or --cache-to value.
@@ -113,6 +124,10 @@ type BaseImage struct {
 	// Config is the image's config file. Parse deep-copies it before
 	// changing anything.
 	Config *v1.ConfigFile
+	// Layers are the manifest's layer descriptors, bottom first, one per
+	// Config.RootFS.DiffIDs entry. An ImageSource that only serves
+	// configs (planning without building) may leave them out.
+	Layers []v1.Descriptor
 }
 
 // ImageSource resolves the images a Dockerfile names (FROM, COPY --from, and

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+
+	"minibuild/cache"
 )
 
 // dispatchRun plans a RUN: the argv (SHELL prepended for the shell form,
@@ -38,25 +41,74 @@ func dispatchRun(st *stageState, step *Step, c *instructions.RunCommand) error {
 		op.Mounts = nil
 	}
 	step.Run = op
-	can := canonical{name: "RUN"}
-	for _, m := range op.Mounts {
-		b, err := json.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("encode mount: %w", err)
-		}
-		can.flags = append(can.flags, "--mount="+string(b))
+	in, err := st.runInstruction(c, op)
+	if err != nil {
+		return err
 	}
-	if op.Network != instructions.NetworkDefault {
-		can.flag("network", op.Network)
+	observes := cache.ObservesRunShell
+	if !c.PrependShell {
+		// Exec form: SHELL is not used. (A #! heredoc still is: like
+		// BuildKit, it runs as SHELL + the script's path.)
+		observes = cache.ObservesRunExec
 	}
-	if op.Security != instructions.SecuritySandbox {
-		can.flag("security", op.Security)
-	}
-	can.jsonArg(args)
-	step.Instruction = can.String()
+	step.keyInstruction(in, observes)
 	st.commit(step, "RUN "+runCommandString(args, st.args, st.env), true)
 	return nil
 }
+
+// runInstruction is RUN's key instruction (docs/cache.md §4): the command
+// as written (shell form) or its argv (exec form), heredoc bodies, and the
+// flags that change what it does: --mount, --security=insecure and the
+// effective network when it is not the host's (RUN --network, else the
+// build's default).
+func (st *stageState) runInstruction(c *instructions.RunCommand, op *RunOp) (cache.Instruction, error) {
+	in := cache.Instruction{Keyword: "RUN"}
+	for _, m := range op.Mounts {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return in, fmt.Errorf("encode mount: %w", err)
+		}
+		in.Flags = append(in.Flags, cache.Flag{Name: "mount", Value: string(b)})
+	}
+	if n := effectiveNetwork(op.Network, st.p.req.Network); n != "host" {
+		in.Flags = append(in.Flags, cache.Flag{Name: "network", Value: n})
+	}
+	if op.Security != instructions.SecuritySandbox {
+		in.Flags = append(in.Flags, cache.Flag{Name: "security", Value: op.Security})
+	}
+	if !c.PrependShell {
+		in.Exec = slices.Clone(c.CmdLine)
+		return in, nil
+	}
+	in.Shell = strings.Join(c.CmdLine, " ")
+	for _, f := range c.Files {
+		body := f.Data
+		if f.Chomp {
+			body = parser.ChompHeredocContent(body)
+		}
+		in.Heredocs = append(in.Heredocs, cache.Heredoc{Name: f.Name, Body: body})
+	}
+	return in, nil
+}
+
+// effectiveNetwork is the network a RUN gets: its --network, else the
+// build's default; "" and "default" mean the host's.
+func effectiveNetwork(step, build string) string {
+	n := step
+	if n == "" || n == instructions.NetworkDefault {
+		n = build
+	}
+	if n == "" || n == instructions.NetworkDefault {
+		n = instructions.NetworkHost
+	}
+	return n
+}
+
+// heredocDir is where a RUN finds its #! heredoc scripts. BuildKit mounts
+// them under /dev/pipes; minibuild's sandbox owns /dev, so the builder
+// writes them into the step's upper directory here and removes the
+// directory again before the upper becomes a layer.
+const heredocDir = "/.minibuild-heredocs"
 
 // runArgs resolves heredocs like BuildKit: one heredoc starting with "#!"
 // becomes a script file run directly; one plain heredoc is the command
@@ -87,7 +139,7 @@ func runArgs(c *instructions.RunCommand) ([]string, []InlineFile, error) {
 	if !strings.HasPrefix(data, "#!") {
 		return []string{data}, nil, nil
 	}
-	p := path.Join("/dev/pipes", f.Name)
+	p := path.Join(heredocDir, f.Name)
 	return []string{p}, []InlineFile{{Path: p, Data: data, Mode: 0o755}}, nil
 }
 

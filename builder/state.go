@@ -123,8 +123,21 @@ func (st *stageState) newStep(c *command) *Step {
 func (st *stageState) observe() StepEnv {
 	env := st.env.environ()
 	sort.Strings(env)
+	var args map[string]string
+	for _, a := range st.args {
+		v, ok := st.env.Get(a.key)
+		if !ok {
+			continue
+		}
+		if args == nil {
+			args = map[string]string{}
+		}
+		args[a.key] = v
+	}
 	return StepEnv{
 		Env:        env,
+		Config:     slices.Clone(st.config.Config.Env),
+		Args:       args,
 		WorkingDir: st.config.Config.WorkingDir,
 		User:       st.config.Config.User,
 		Shell:      slices.Clone(st.config.Config.Shell),

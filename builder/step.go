@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"minibuild/cache"
 )
 
 // Step is one instruction of a stage, planned. Config-only instructions
@@ -27,7 +29,8 @@ type Step struct {
 	Display string
 	// Instruction is the canonical form after ARG/ENV expansion: name,
 	// flags sorted and normalized, arguments quoted where needed, heredoc
-	// bodies appended. It is the "instruction" part of the cache key.
+	// bodies appended. For filesystem steps it is the "instruction" part
+	// of the cache key, rendered by cache.Instruction (docs/cache.md §4).
 	Instruction string
 	// Env is what the step can observe, the "env" part of the cache key.
 	Env StepEnv
@@ -41,6 +44,15 @@ type Step struct {
 	Run     *RunOp     // RUN
 	Copy    *CopyOp    // COPY and ADD
 	Workdir *WorkdirOp // WORKDIR that creates a directory
+
+	// observes is what of Env the step's key includes (docs/cache.md §5).
+	observes cache.Observes
+}
+
+// keyInstruction sets the step's key instruction and what it observes.
+func (s *Step) keyInstruction(in cache.Instruction, o cache.Observes) {
+	s.Instruction = in.String()
+	s.observes = o
 }
 
 // Layer reports whether the step changes the filesystem.
@@ -53,7 +65,13 @@ type StepEnv struct {
 	// Env holds the image ENV and the ARG values in scope, "KEY=VALUE",
 	// sorted by key. Predefined proxy args that the Dockerfile does not
 	// declare are left out (Docker keeps them out of history and cache).
-	Env        []string
+	Env []string
+	// Config is the image config's Env at this point ("KEY=VALUE", in
+	// config order) and Args the declared ARGs in scope that have a
+	// value: the ENV and ARG parts of the cache key, kept apart so an
+	// explanation can say which one changed.
+	Config     []string
+	Args       map[string]string
 	WorkingDir string
 	User       string
 	Shell      []string // SHELL, or nil for the default /bin/sh -c
@@ -162,12 +180,6 @@ type canonical struct {
 func (c *canonical) flag(name, value string) {
 	if value != "" {
 		c.flags = append(c.flags, "--"+name+"="+quoteArg(value))
-	}
-}
-
-func (c *canonical) boolFlag(name string, on bool) {
-	if on {
-		c.flags = append(c.flags, "--"+name)
 	}
 }
 

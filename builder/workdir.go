@@ -1,7 +1,11 @@
 package builder
 
 import (
+	"strings"
+
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"minibuild/cache"
 )
 
 // dispatchWorkdir sets the working directory, relative to the current one
@@ -14,7 +18,11 @@ func dispatchWorkdir(st *stageState, step *Step, c *instructions.WorkdirCommand)
 	if layer {
 		step.Workdir = &WorkdirOp{Path: wd, User: st.config.Config.User}
 	}
-	step.Instruction = "WORKDIR " + quoteArg(wd)
+	observes := cache.ObservesWorkdir
+	if !strings.HasPrefix(c.Path, "/") {
+		observes = cache.ObservesWorkdirRelative // resolved against the previous one
+	}
+	step.keyInstruction(cache.Instruction{Keyword: "WORKDIR", Args: []string{c.Path}}, observes)
 	st.commit(step, "WORKDIR "+wd, layer)
 	return nil
 }
