@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,11 +20,11 @@ import (
 // tar is the same with or without it.
 //
 // Files are read in chunks (up to chunkFiles files sharing one chunkSize
-// buffer) so that the two goroutines hand over once per chunk, not once
-// per file: on a VM a wakeup costs as much as reading a small file. At most
+// buffer) so that the goroutines hand over once per chunk, not once per
+// file: on a VM a wakeup costs as much as reading a small file. At most
 // chunkBuffers chunks exist (8 MiB); a run stops at the next directory, so
-// only one prefetcher runs at a time and never waits on a buffer that the
-// walk could only free after descending somewhere else.
+// only one run is prefetched at a time and its workers never wait on a
+// buffer that the walk could only free after descending somewhere else.
 
 const (
 	prefetchMax  = 256 << 10 // larger files are streamed by the walk itself
@@ -48,16 +49,35 @@ type fetched struct {
 	err   error
 }
 
+// prefetchWorkers is how many goroutines read ahead. Their work is system
+// calls, so two keep pace with a walk that hashes (and, with pgzip,
+// compresses) on the other cores.
+const prefetchWorkers = 2
+
+// prefetchJob is the work of one run, shared by its workers.
+type prefetchJob struct {
+	mu     sync.Mutex // guards next, and the differ's pool allocation
+	chunks []*chunk
+	next   int
+	stop   chan struct{}
+}
+
 // emitRun emits a run of non-directory nodes, prefetching their small
 // regular files when another core can do it.
 func (d *differ) emitRun(run []*node) error {
-	chunks := d.planChunks(run)
-	if len(chunks) > 0 {
-		stop, done := make(chan struct{}), make(chan struct{})
-		go d.prefetch(chunks, stop, done)
+	if chunks := d.planChunks(run); len(chunks) > 0 {
+		job := &prefetchJob{chunks: chunks, stop: make(chan struct{})}
+		var wg sync.WaitGroup
+		for range min(prefetchWorkers, len(chunks)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.prefetch(job)
+			}()
+		}
 		defer func() {
-			close(stop)
-			<-done
+			close(job.stop)
+			wg.Wait()
 		}()
 	}
 	for _, n := range run {
@@ -106,27 +126,13 @@ func (d *differ) planChunks(run []*node) []*chunk {
 	return chunks
 }
 
-// prefetch reads chunks in order until done or stopped. It runs on its
-// own goroutine and touches only the chunks, the nodes' fetched records
-// and xattr names, the pool and the allocation count (which nothing else
-// uses while it runs).
-func (d *differ) prefetch(chunks []*chunk, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+// prefetch reads chunks until there are none left or the run is over.
+func (d *differ) prefetch(job *prefetchJob) {
 	var xb xattrBuf
-	for _, c := range chunks {
-		select {
-		case c.buf = <-d.pool:
-		default:
-			if d.allocated < chunkBuffers {
-				d.allocated++
-				c.buf = make([]byte, chunkSize)
-				break
-			}
-			select {
-			case c.buf = <-d.pool:
-			case <-stop:
-				return
-			}
+	for {
+		c := d.take(job)
+		if c == nil {
+			return
 		}
 		for _, n := range c.nodes {
 			f := n.pre
@@ -136,6 +142,36 @@ func (d *differ) prefetch(chunks []*chunk, stop <-chan struct{}, done chan<- str
 		}
 		close(c.ready)
 	}
+}
+
+// take hands out the next chunk with a buffer, or nil when there is none
+// left or the run is over. Buffers are handed out in chunk order, under
+// the lock, and the walk gives them back in chunk order: so the earliest
+// chunk the walk waits for always gets one, and two workers cannot starve
+// each other.
+func (d *differ) take(job *prefetchJob) *chunk {
+	job.mu.Lock()
+	defer job.mu.Unlock()
+	if job.next == len(job.chunks) {
+		return nil
+	}
+	c := job.chunks[job.next]
+	select {
+	case c.buf = <-d.pool:
+	default:
+		if d.allocated < chunkBuffers {
+			d.allocated++
+			c.buf = make([]byte, chunkSize)
+			break
+		}
+		select {
+		case c.buf = <-d.pool:
+		case <-job.stop:
+			return nil
+		}
+	}
+	job.next++
+	return c
 }
 
 // readAhead reads a whole regular file and its kept xattrs.
