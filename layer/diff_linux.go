@@ -21,14 +21,16 @@ import (
 //
 // dir is a plain directory or an overlay upperdir (unmounted, mounted with
 // redirect_dir=off and metacopy=off so it is a complete diff). The tar
-// follows docs/layers-format.md: one depth-first walk in byte-wise name
-// order, PAX headers, numeric owners, mtimes clamped to opts.Epoch, hardlinks
+// follows docs/layers-format.md: one depth-first walk (per directory,
+// whiteouts first, then byte-wise name order), PAX headers, numeric
+// owners, mtimes clamped to opts.Epoch, hardlinks
 // by (dev, inode), xattrs except overlay's and security.selinux, devices and
 // fifos kept, sockets left out, overlay whiteouts (0:0 character devices,
 // overlay.whiteout xattrs, overlay.opaque=y directories) written as OCI
 // whiteouts. The stream is compressed as opts.Compression says; the diffID,
-// the digest and both sizes are computed in the same pass, and nothing is
-// buffered beyond one compression block per core.
+// the digest and both sizes are computed in the same pass. Memory is
+// bounded whatever the layer's size: a few compression blocks and 8 MiB of
+// small files read ahead.
 //
 // With opts.Normalize, dir is rewritten in place during the same walk so
 // that it equals what [Apply] makes of the layer in [OverlayWhiteouts] mode:
@@ -122,8 +124,9 @@ type differ struct {
 	// atimeDenied: O_NOATIME was refused once (not the files' owner and
 	// no CAP_FOWNER); later opens do without it. Set by the prefetcher too.
 	atimeDenied atomic.Bool
-	// Buffers for the prefetcher (prefetch_linux.go): free ones, and how
-	// many exist. Only one prefetcher runs at a time.
+	// Buffers for the prefetch workers (prefetch_linux.go): free ones, and
+	// how many exist (guarded by the running prefetchJob's lock; one runs
+	// at a time).
 	pool      chan []byte
 	allocated int
 }
@@ -165,7 +168,11 @@ func (d *differ) run(root string) error {
 			}
 		}
 	}
-	return d.walkDir(root, "")
+	f, err := os.Open(root)
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	return d.walkDir(f, root, "")
 }
 
 // walkDir emits the children of the directory at abs (layer path rel) and,
@@ -174,14 +181,10 @@ func (d *differ) run(root string) error {
 // name. image-spec layer.md asks that "whiteout files appear before sibling
 // directory entries"; otherwise this is lexical order.
 //
-// The directory stays open while its entries are emitted: they are
-// stat'ed, opened and timed relative to it, so the kernel does not walk
-// the full path again for every file.
-func (d *differ) walkDir(abs, rel string) error {
-	f, err := os.Open(abs)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", displayPath(rel), err)
-	}
+// The directory f stays open while its entries are emitted (walkDir closes
+// it): they are stat'ed, opened and timed relative to it, so the kernel
+// does not walk the full path again for every file.
+func (d *differ) walkDir(f *os.File, abs, rel string) error {
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
@@ -340,7 +343,11 @@ func (d *differ) emit(n *node) error {
 				return fmt.Errorf("write header %s: %w", n.rel, err)
 			}
 		}
-		if err := d.walkDir(n.abs, n.rel); err != nil {
+		fd, err := unix.Openat(n.dirfd, n.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", n.rel, err)
+		}
+		if err := d.walkDir(os.NewFile(uintptr(fd), n.abs), n.abs, n.rel); err != nil {
 			return err
 		}
 	}
