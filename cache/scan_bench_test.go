@@ -195,3 +195,15 @@ func BenchmarkListing20k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkColdScan hashes every file (no stat cache): a first build.
+func BenchmarkColdScan(b *testing.B) {
+	dir := benchContext(b)
+	cpu := cpuTime()
+	for b.Loop() {
+		if _, err := cache.Scan(context.Background(), dir, cache.ScanOptions{Select: dockerignore02}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
