@@ -1,0 +1,152 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/patternmatcher"
+
+	"minibuild/cache"
+)
+
+// contextScans lists the build contexts a build reads (the main one and
+// --build-context directories), each once, through its stat cache, and
+// keeps the listings of the COPY inputs it keyed so that key material and
+// explanations can show them.
+type contextScans struct {
+	b  *Builder
+	ev *emitter
+
+	mu       sync.Mutex
+	byDir    map[string][]cache.File
+	stats    []*cache.StatCache
+	listings map[v1.Hash][]cache.File // inputs keyed by this build
+}
+
+var _ cache.ListingSource = (*contextScans)(nil)
+
+func newContextScans(b *Builder, ev *emitter) *contextScans {
+	return &contextScans{b: b, ev: ev, byDir: map[string][]cache.File{}, listings: map[v1.Hash][]cache.File{}}
+}
+
+// files is the listing of tree (after its .dockerignore), scanned on first
+// use.
+func (c *contextScans) files(ctx context.Context, t Tree) ([]cache.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if files, ok := c.byDir[t.Dir]; ok {
+		return files, nil
+	}
+	v := c.ev.internal("[internal] load build context")
+	files, err := c.scan(ctx, t)
+	if err == nil {
+		v.status(fmt.Sprintf("%d entries", len(files)))
+	}
+	v.finish(err)
+	if err != nil {
+		return nil, err
+	}
+	c.byDir[t.Dir] = files
+	return files, nil
+}
+
+func (c *contextScans) scan(ctx context.Context, t Tree) ([]cache.File, error) {
+	sc, err := c.statCache(t.Dir)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := selectFunc(t)
+	if err != nil {
+		return nil, err
+	}
+	files, err := cache.Scan(ctx, t.Dir, cache.ScanOptions{Select: sel, Cache: sc})
+	if err != nil {
+		return nil, fmt.Errorf("read build context: %w", err)
+	}
+	c.stats = append(c.stats, sc)
+	return files, nil
+}
+
+// statCache loads the stat cache of a context directory.
+func (c *contextScans) statCache(dir string) (*cache.StatCache, error) {
+	if c.b.statDir == "" {
+		return c.b.cache.StatCache(dir)
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	return cache.LoadStatCache(filepath.Join(c.b.statDir, hex.EncodeToString(sum[:16])), cache.WithLogger(c.b.log))
+}
+
+// save writes back the stat caches (each only if it learned something).
+func (c *contextScans) save() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, sc := range c.stats {
+		if err := sc.Save(); err != nil {
+			c.b.log.Warn("save stat cache", "err", err)
+		}
+	}
+	c.stats = nil
+}
+
+// put records a selected listing and returns its digest; with store it is
+// also stored in the cache (content-addressed; a no-op when it is there).
+func (c *contextScans) put(files []cache.File, store bool) (v1.Hash, error) {
+	id := cache.Digest(files)
+	c.mu.Lock()
+	c.listings[id] = files
+	c.mu.Unlock()
+	if !store {
+		return id, nil
+	}
+	return c.b.cache.PutFiles(files)
+}
+
+// Files implements cache.ListingSource: this build's listings first, then
+// the store's.
+func (c *contextScans) Files(id v1.Hash) ([]cache.File, bool, error) {
+	c.mu.Lock()
+	files, ok := c.listings[id]
+	c.mu.Unlock()
+	if ok {
+		return files, true, nil
+	}
+	return c.b.cache.Files(id)
+}
+
+// selectFunc is the .dockerignore of t as a cache.ScanOptions.Select:
+// an excluded directory is still entered when a "!" pattern could
+// re-include something below it. Matchers are pooled because
+// patternmatcher is not safe for concurrent use and Scan calls Select
+// from several goroutines.
+func selectFunc(t Tree) (func(rel string, isDir bool) (bool, bool), error) {
+	if t.Kind != ContextTree || len(t.Ignore) == 0 {
+		return nil, nil
+	}
+	first, err := patternmatcher.New(t.Ignore)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", t.IgnoreFile, err)
+	}
+	exclusions := first.Exclusions()
+	pool := sync.Pool{New: func() any {
+		pm, _ := patternmatcher.New(t.Ignore) // parsed once already
+		return pm
+	}}
+	pool.Put(first)
+	return func(rel string, isDir bool) (bool, bool) {
+		pm := pool.Get().(*patternmatcher.PatternMatcher)
+		excluded, err := pm.MatchesOrParentMatches(rel)
+		pool.Put(pm)
+		if err != nil {
+			return true, isDir // list it: a key may cover too much, never too little
+		}
+		if !excluded {
+			return true, isDir
+		}
+		return false, isDir && exclusions
+	}, nil
+}
