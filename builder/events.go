@@ -95,9 +95,9 @@ func (v *vertex) end(kind EventKind, err error) {
 	})
 }
 
-func (v *vertex) cached()         { v.end(EventCached, nil) }
-func (v *vertex) done()           { v.end(EventDone, nil) }
-func (v *vertex) fail(err error)  { v.end(EventError, err) }
+func (v *vertex) cached()        { v.end(EventCached, nil) }
+func (v *vertex) done()          { v.end(EventDone, nil) }
+func (v *vertex) fail(err error) { v.end(EventError, err) }
 func (v *vertex) finish(err error) {
 	if err != nil {
 		v.fail(err)
@@ -111,7 +111,7 @@ func (v *vertex) finish(err error) {
 type runOutput struct {
 	v     *vertex
 	mu    sync.Mutex
-	lines []string // complete lines, the last maxTail
+	lines []string  // complete lines, the last maxTail
 	part  [3][]byte // an unfinished line per stream
 }
 
