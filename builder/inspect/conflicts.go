@@ -47,7 +47,11 @@ func conflicts(ctx context.Context, oldBase, newBase, img *Image) ([]Conflict, e
 					if c.Kind == Deleted || e.opaque && written[p] {
 						continue // the new base removed it too, or the layer writes it again
 					}
-					byPath[p] = Conflict{Path: p, Image: "deletes " + e.Path, Layer: layer, Base: c.Kind, Fields: c.Fields}
+					cf := Conflict{Path: p, Image: "deletes", Layer: layer, Base: c.Kind, Fields: c.Fields}
+					if p != e.Path {
+						cf.Under = e.Path
+					}
+					byPath[p] = cf
 				}
 			default:
 				c, ok := changes[e.Path]

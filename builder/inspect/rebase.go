@@ -67,9 +67,11 @@ type RebaseRequest struct {
 // image's version wins, which a rebuild might not do.
 type Conflict struct {
 	Path string `json:"path"`
-	// Image is what the image's layer does: "writes", or "deletes P" for a
-	// whiteout or opaque directory P above Path.
+	// Image is what the image's layer does to Path: "writes" or
+	// "deletes"; Under is the deleted or opaque directory that deletes it
+	// when that is not Path itself.
 	Image string `json:"image"`
+	Under string `json:"under,omitempty"`
 	Layer int    `json:"layer"` // 1-based index in the image of the layer that does it
 	// Base is how the new base differs from the old at Path, with the
 	// attributes that differ for a C.
@@ -113,11 +115,14 @@ func PlanRebase(ctx context.Context, s *oci.Store, req RebaseRequest) (*RebasePl
 	if err != nil {
 		return nil, fmt.Errorf("rebase: %w", err)
 	}
-	p := &RebasePlan{Image: img, Tag: req.Tag}
-	if p.Tag == "" {
-		if p.Tag = img.Name; p.Tag == "" {
-			return nil, fmt.Errorf("rebase %s: %w: the image has no tag; name the result", req.Image, ErrNoTag)
+	p := &RebasePlan{Image: img, Tag: img.Name}
+	if req.Tag != "" {
+		if p.Tag, err = oci.ParseName(req.Tag); err != nil || strings.Contains(p.Tag, "@") {
+			return nil, fmt.Errorf("rebase %s: result name %q: %w", req.Image, req.Tag, errors.Join(oci.ErrInvalid, err))
 		}
+	}
+	if p.Tag == "" {
+		return nil, fmt.Errorf("rebase %s: %w: the image has no tag; name the result", req.Image, ErrNoTag)
 	}
 	if p.OldBase, p.Notes, err = oldBase(s, img, req.From); err != nil {
 		return nil, fmt.Errorf("rebase %s: %w", req.Image, err)

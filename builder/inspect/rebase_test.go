@@ -186,8 +186,8 @@ func TestRebaseConflicts(t *testing.T) {
 	}
 	want := []Conflict{
 		{Path: "/etc/passwd", Image: "writes", Layer: 2, Base: Changed, Fields: []string{"content"}},
-		{Path: "/usr/share/doc/a", Image: "deletes /usr/share/doc", Layer: 3, Base: Changed, Fields: []string{"content"}},
-		{Path: "/usr/share/doc/b", Image: "deletes /usr/share/doc", Layer: 3, Base: Added},
+		{Path: "/usr/share/doc/a", Image: "deletes", Under: "/usr/share/doc", Layer: 3, Base: Changed, Fields: []string{"content"}},
+		{Path: "/usr/share/doc/b", Image: "deletes", Under: "/usr/share/doc", Layer: 3, Base: Added},
 	}
 	if diff := cmp.Diff(want, p.Conflicts); diff != "" {
 		t.Errorf("PlanRebase().Conflicts mismatch (-want +got):\n%s", diff)
