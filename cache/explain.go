@@ -111,8 +111,6 @@ type ListingSource interface {
 	Files(id v1.Hash) (files []File, found bool, err error)
 }
 
-var _ ListingSource = (*Store)(nil)
-
 // ExplainOptions gives [Explain] what it needs to name things. The zero
 // value explains without file names or step numbers.
 type ExplainOptions struct {

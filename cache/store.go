@@ -32,6 +32,8 @@ type Store struct {
 	log *slog.Logger
 }
 
+var _ ListingSource = (*Store)(nil)
+
 // Option configures [Open] and [LoadStatCache].
 type Option func(*options)
 
