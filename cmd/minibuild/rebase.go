@@ -105,14 +105,24 @@ func printRebasePlan(w io.Writer, p *inspect.RebasePlan) {
 		return
 	}
 	fmt.Fprintln(w, "\nLayers:")
-	for _, l := range p.Dropped {
-		fmt.Fprintf(w, "  - %s  %s  (old base)\n", shortID(l.Descriptor.Digest.Hex, false), orUnknown(l.Instruction()))
+	shared := 0 // leading layers both bases have
+	for shared < min(len(p.Dropped), len(p.Added)) && p.Dropped[shared].DiffID == p.Added[shared].DiffID {
+		shared++
 	}
-	for _, l := range p.Added {
-		fmt.Fprintf(w, "  + %s  %s  (new base)\n", shortID(l.Descriptor.Digest.Hex, false), orUnknown(l.Instruction()))
+	layerLine := func(mark string, l inspect.Layer, note string) {
+		fmt.Fprintf(w, "  %s %s  %s%s\n", mark, shortID(l.Descriptor.Digest.Hex, false), orUnknown(l.Instruction()), note)
+	}
+	for _, l := range p.Added[:shared] {
+		layerLine("=", l, "  (both bases)")
+	}
+	for _, l := range p.Dropped[shared:] {
+		layerLine("-", l, "  (old base)")
+	}
+	for _, l := range p.Added[shared:] {
+		layerLine("+", l, "  (new base)")
 	}
 	for _, l := range p.Kept {
-		fmt.Fprintf(w, "  = %s  %s\n", shortID(l.Descriptor.Digest.Hex, false), orUnknown(l.Instruction()))
+		layerLine("=", l, "")
 	}
 	printEnvDecisions(w, p.Env)
 	if len(p.Fields) > 0 {
@@ -122,7 +132,7 @@ func printRebasePlan(w io.Writer, p *inspect.RebasePlan) {
 		}
 	}
 	if len(p.Conflicts) > 0 {
-		fmt.Fprintf(w, "\nConflicts (%d): the image's layers win over the new base's change\n", len(p.Conflicts))
+		fmt.Fprintf(w, "\nConflicts (%d): the image's version wins over the new base's change; a rebuild would redo the image's change on the new base\n", len(p.Conflicts))
 		for _, c := range p.Conflicts {
 			how := c.Image
 			if c.Under != "" {
