@@ -14,9 +14,10 @@ import (
 //	/bin/sh -c #(nop)  CMD ["sh"]                   →  CMD ["sh"]        (docker build)
 //	/bin/sh -c apk add curl                         →  RUN apk add curl  (docker build)
 //
-// Anything else comes back trimmed.
+// Anything else comes back as it is. Runs of white space (line
+// continuations joined) become one space.
 func Instruction(createdBy string) string {
-	s := strings.TrimSpace(createdBy)
+	s := strings.Join(strings.Fields(createdBy), " ")
 	s = strings.TrimSpace(strings.TrimSuffix(s, "# buildkit"))
 	if rest, ok := strings.CutPrefix(s, "/bin/sh -c "); ok {
 		if nop, ok := strings.CutPrefix(strings.TrimSpace(rest), "#(nop)"); ok {
