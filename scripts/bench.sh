@@ -8,8 +8,9 @@
 # function and append its name to SECTIONS. The header printed first (date,
 # machine, Go, load) goes into BENCHMARKS.md with the figures.
 #
-# Environment: BENCHTIME (go test -benchtime, default 3x); MINIBUILD_BENCH_DIR
-# (generated fixtures, kept between runs; default ${TMPDIR:-/tmp}/minibuild-bench).
+# Environment: BENCHTIME (go test -benchtime, default 3x), BENCHCOUNT (go
+# test -count, default 3); MINIBUILD_BENCH_DIR (generated fixtures, kept
+# between runs; default ${TMPDIR:-/tmp}/minibuild-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-$(scripts/ensure-go.sh)}
@@ -25,27 +26,38 @@ machine() {
 }
 
 # gobench_table turns `go test -bench` lines into a Markdown table with one
-# column per reported unit.
+# column per reported unit. With -count > 1 a cell is the median of the runs
+# and "best MB/s" the fastest run: on a shared machine the fastest run is
+# the one least disturbed by others.
 gobench_table() {
 	awk '
+	function median(name, unit,    n, i, j, t, a) {
+		n = cnt[name, unit]
+		for (i = 1; i <= n; i++) a[i] = v[name, unit, i] + 0
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
 	/^Benchmark/ {
 		name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
-		row = "| " name
+		if (!(name in seenName)) { seenName[name] = 1; names[++nn] = name }
+		runs[name]++
 		for (i = 3; i < NF; i += 2) {
 			unit = $(i + 1)
 			if (!(unit in seen)) { seen[unit] = 1; units[++nu] = unit }
-			val[name, unit] = $i
+			v[name, unit, ++cnt[name, unit]] = $i
+			if (unit == "MB/s" && $i + 0 > best[name]) best[name] = $i + 0
 		}
-		names[++nn] = name
 	}
 	END {
 		if (nn == 0) exit
-		head = "| benchmark"; sep = "|---"
+		head = "| benchmark | runs"; sep = "|---|---:"
 		for (u = 1; u <= nu; u++) { head = head " | " units[u]; sep = sep "|---:" }
+		if (seen["MB/s"]) { head = head " | best MB/s"; sep = sep "|---:" }
 		print head " |"; print sep "|"
 		for (n = 1; n <= nn; n++) {
-			row = "| " names[n]
-			for (u = 1; u <= nu; u++) row = row " | " val[names[n], units[u]]
+			row = "| " names[n] " | " runs[names[n]]
+			for (u = 1; u <= nu; u++) row = row " | " sprintf("%.4g", median(names[n], units[u]))
+			if (seen["MB/s"]) row = row " | " sprintf("%.4g", best[names[n]])
 			print row " |"
 		}
 	}'
@@ -57,7 +69,7 @@ gobench_table() {
 bench_layer() {
 	echo "== layer: layer.Diff throughput"
 	local out
-	out=$("$GO" test -run '^$' -bench '^BenchmarkDiff$' -benchtime "${BENCHTIME:-3x}" -count 1 ./layer)
+	out=$("$GO" test -run '^$' -bench '^BenchmarkDiff$' -benchtime "${BENCHTIME:-3x}" -count "${BENCHCOUNT:-3}" ./layer)
 	echo "$out" | grep -E '^(Benchmark|cpu:)' || true
 	echo
 	echo "$out" | gobench_table
