@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +79,9 @@ type buildOptions struct {
 	cacheTo      []string
 	iidfile      string
 	metadataFile string
+	compression  string
+	keyMaterial  string
+	insecure     []string
 	progress     string
 	quiet        bool
 	explain      bool
@@ -132,6 +136,10 @@ func bindBuildFlags(fs *pflag.FlagSet) *buildOptions {
 	fs.StringArrayVar(&o.cacheTo, "cache-to", nil, "write cache records to type=registry,ref=REF or type=local,dest=DIR, with mode=min|max (repeatable)")
 	fs.StringVar(&o.iidfile, "iidfile", "", "write the image ID (the config digest) to FILE")
 	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the build result as JSON to FILE")
+	fs.StringVar(&o.compression, "compression", "gzip", "compression of new layers: gzip, zstd or none")
+	fs.StringVar(&o.keyMaterial, "key-material", "", "write every step's cache key material to FILE (diff two of them to see what changed)")
+	fs.StringArrayVar(&o.insecure, "insecure-registry", nil,
+		"allow plain HTTP or unverified HTTPS for this registry (host[:port]; repeatable; env "+insecureRegistriesEnv+")")
 	fs.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, quiet or rawjson")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image digest (progress as with --progress=quiet)")
 	fs.BoolVar(&o.explain, "explain", false, "after the build, explain why each step was or was not cached")
@@ -236,6 +244,12 @@ func (o *buildOptions) request(dir string, stdin io.Reader, env environ) (builde
 		return fail(fmt.Errorf("--jobs %d: want 0 (the number of CPUs) or more", o.jobs))
 	}
 	req.Jobs = o.jobs
+	switch o.compression {
+	case "gzip", "zstd", "none":
+		req.Compression = o.compression
+	default:
+		return fail(fmt.Errorf("--compression %q: want gzip, zstd or none", o.compression))
+	}
 	for _, s := range o.outputs {
 		out, err := parseOutput(s)
 		if err != nil {
@@ -347,7 +361,7 @@ func dockerfileFromStdin(r io.Reader) (string, error) {
 }
 
 // runBuild builds context dir as o asks and prints the outcome.
-func runBuild(cmd *cobra.Command, a *app, o *buildOptions, dir string) error {
+func runBuild(cmd *cobra.Command, a *app, o *buildOptions, dir string) (err error) {
 	ctx := cmd.Context()
 	mode, err := parseProgressMode(o.progress)
 	if err != nil {
@@ -361,12 +375,12 @@ func runBuild(cmd *cobra.Command, a *app, o *buildOptions, dir string) error {
 	if err != nil {
 		return err
 	}
-	so, err := redirectStdout(req.Outputs)
-	defer so.remove()
+	stdout := bufio.NewWriterSize(a.stdout, 1<<20)
+	archiveOut, err := toStdout(req.Outputs, stdout)
 	if err != nil {
 		return err
 	}
-	if so != nil {
+	if archiveOut {
 		if o.quiet || o.explain {
 			return &usageError{errors.New("--output dest=- writes the image to standard output: it cannot be combined with -q or --explain")}
 		}
@@ -374,9 +388,17 @@ func runBuild(cmd *cobra.Command, a *app, o *buildOptions, dir string) error {
 			return &usageError{errors.New("--output dest=-: refusing to write an archive to a terminal")}
 		}
 	}
+	if o.keyMaterial != "" {
+		f, err := os.Create(o.keyMaterial)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", o.keyMaterial, err)
+		}
+		defer func() { err = errors.Join(err, f.Close()) }()
+		req.KeyMaterial = f
+	}
 	p := newProgress(mode, a.stderr)
 	req.Progress = p.event
-	res, err := buildImage(ctx, a, req)
+	res, err := buildImage(ctx, a, o.insecure, req)
 	p.finish(res, err)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -389,18 +411,16 @@ func runBuild(cmd *cobra.Command, a *app, o *buildOptions, dir string) error {
 		printBuildError(a.stderr, err, file, p)
 		return &exitError{code: exitFailure}
 	}
-	return o.report(a, res, so)
+	if err := stdout.Flush(); err != nil {
+		return fmt.Errorf("write image to standard output: %w", err)
+	}
+	return o.report(a, res)
 }
 
-// report writes what a successful build produced: outputs to stdout,
+// report writes what a successful build produced besides the image:
 // --iidfile, --metadata-file, the digest (-q), the explanation and the
 // --expect-cached verdict.
-func (o *buildOptions) report(a *app, res *builder.Result, so *stdoutOutput) error {
-	if so != nil {
-		if err := so.copyTo(a.stdout); err != nil {
-			return err
-		}
-	}
+func (o *buildOptions) report(a *app, res *builder.Result) error {
 	if o.iidfile != "" {
 		if err := writeIIDFile(o.iidfile, res); err != nil {
 			return err

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -139,52 +137,20 @@ func parseCacheSpec(flag, s string) (builder.CacheSpec, error) {
 	return c, nil
 }
 
-// stdoutOutput is an --output with dest=-: the builder writes it to a
-// temporary file, copied to standard output after the build.
-type stdoutOutput struct {
-	dir  string
-	path string
-}
-
-// redirectStdout points the one output with dest=- (if any) at a temporary
-// file. It fails when more than one output asks for standard output.
-func redirectStdout(outs []builder.Output) (*stdoutOutput, error) {
-	var so *stdoutOutput
+// toStdout makes the one output with dest=- (if any) write to w, and
+// reports whether there was one. More than one is a usage error.
+func toStdout(outs []builder.Output, w io.Writer) (bool, error) {
+	found := false
 	for i := range outs {
 		if outs[i].Dest != "-" {
 			continue
 		}
-		if so != nil {
-			so.remove()
-			return nil, &usageError{errors.New("--output: only one output can go to standard output (dest=-)")}
+		if found {
+			return false, &usageError{errors.New("--output: only one output can go to standard output (dest=-)")}
 		}
-		dir, err := os.MkdirTemp("", "minibuild-output-")
-		if err != nil {
-			return nil, fmt.Errorf("create output file: %w", err)
-		}
-		so = &stdoutOutput{dir: dir, path: filepath.Join(dir, "image.tar")}
-		outs[i].Dest = so.path
+		outs[i].Writer, found = w, true
 	}
-	return so, nil
-}
-
-// copyTo copies the finished output to w.
-func (so *stdoutOutput) copyTo(w io.Writer) error {
-	f, err := os.Open(so.path)
-	if err != nil {
-		return fmt.Errorf("copy output to standard output: %w", err)
-	}
-	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("copy output to standard output: %w", err)
-	}
-	return nil
-}
-
-func (so *stdoutOutput) remove() {
-	if so != nil {
-		os.RemoveAll(so.dir)
-	}
+	return found, nil
 }
 
 // writeIIDFile writes the image ID, the config digest, like docker build

@@ -37,14 +37,14 @@ func TestBuildRequest(t *testing.T) {
 		want builder.Request
 	}{
 		{"defaults", []string{"."}, builder.Request{
-			Context: ".", Pull: builder.PullMissing, Network: "host",
+			Context: ".", Pull: builder.PullMissing, Network: "host", Compression: "gzip",
 			BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
 		}},
 		{"everything", []string{
 			"-f", "df", "-t", "a", "--tag", "b:1", "--target", "final",
 			"--build-arg", "A=1", "--build-arg", "FROMENV", "--build-arg", "UNSET", "--build-arg", "E=",
 			"--build-context", "src=../src", "--platform", "linux/arm64/v8", "--label", "k=v", "--label", "bare",
-			"--no-cache", "--no-cache-filter", "a,b", "--no-cache-filter", "c", "--pull", "--network", "none", "--jobs", "3",
+			"--no-cache", "--no-cache-filter", "a,b", "--no-cache-filter", "c", "--pull", "--network", "none", "--jobs", "3", "--compression", "zstd",
 			"-o", "type=oci,dest=x.tar", "-o", "out", "--cache-from", "reg/cache", "--cache-to", "type=local,dest=cdir,mode=max",
 			"ctx",
 		}, builder.Request{
@@ -52,16 +52,16 @@ func TestBuildRequest(t *testing.T) {
 			BuildArgs:     map[string]string{"A": "1", "FROMENV": "e1", "E": "", "SOURCE_DATE_EPOCH": "1700000000"},
 			BuildContexts: map[string]string{"src": "../src"}, Platform: "linux/arm64/v8",
 			Labels: map[string]string{"k": "v", "bare": ""}, NoCache: true, NoCacheFilter: []string{"a", "b", "c"},
-			Pull: builder.PullAlways, Network: "none", Jobs: 3,
+			Pull: builder.PullAlways, Network: "none", Jobs: 3, Compression: "zstd",
 			Outputs:   []builder.Output{{Type: "oci", Dest: "x.tar"}, {Type: "local", Dest: "out"}},
 			CacheFrom: []builder.CacheSpec{{Type: "registry", Ref: "reg/cache"}},
 			CacheTo:   []builder.CacheSpec{{Type: "local", Dir: "cdir", Mode: "max"}},
 		}},
 		{"epoch build arg wins over the environment", []string{"--build-arg", "SOURCE_DATE_EPOCH=5", "--pull=never", "."}, builder.Request{
-			Context: ".", Pull: builder.PullNever, Network: "host", BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "5"},
+			Context: ".", Pull: builder.PullNever, Network: "host", Compression: "gzip", BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "5"},
 		}},
 		{"registry output pushes", []string{"-t", "r.example/x", "-o", "type=registry", "--pull=false", "."}, builder.Request{
-			Context: ".", Pull: builder.PullMissing, Network: "host", Tags: []string{"r.example/x"}, Push: true,
+			Context: ".", Pull: builder.PullMissing, Network: "host", Compression: "gzip", Tags: []string{"r.example/x"}, Push: true,
 			Outputs:   []builder.Output{{Type: "registry"}},
 			BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
 		}},
@@ -120,6 +120,7 @@ func TestBuildRequestUsageErrors(t *testing.T) {
 		{"--cache-to", "type=local,src=x", "."},
 		{"--cache-to", "type=registry,ref=x,mode=all", "."},
 		{"--cache-to", `type=registry,ref="x`, "."},
+		{"--compression", "lz4", "."},
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -153,15 +154,14 @@ func TestParseOutput(t *testing.T) {
 	}
 }
 
-func TestRedirectStdout(t *testing.T) {
+func TestToStdout(t *testing.T) {
 	t.Parallel()
+	var w strings.Builder
 	outs := []builder.Output{{Type: "oci", Dest: "-"}, {Type: "local", Dest: "d"}}
-	so, err := redirectStdout(outs)
-	if err != nil || so == nil || outs[0].Dest == "-" || outs[1].Dest != "d" {
-		t.Fatalf("redirectStdout = %+v, %v; outputs %+v", so, err, outs)
+	if found, err := toStdout(outs, &w); !found || err != nil || outs[0].Writer != &w || outs[1].Writer != nil {
+		t.Errorf("toStdout = %v, %v; outputs %+v", found, err, outs)
 	}
-	so.remove()
-	if _, err := redirectStdout([]builder.Output{{Type: "oci", Dest: "-"}, {Type: "docker", Dest: "-"}}); err == nil {
+	if _, err := toStdout([]builder.Output{{Type: "oci", Dest: "-"}, {Type: "docker", Dest: "-"}}, &w); err == nil {
 		t.Errorf("two outputs to stdout: no error")
 	}
 }

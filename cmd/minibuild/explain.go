@@ -95,6 +95,9 @@ type explainStep struct {
 func stepsFromResult(res *builder.Result) []explainStep {
 	steps := make([]explainStep, 0, len(res.Steps))
 	for i, st := range res.Steps {
+		if st.Step == 0 {
+			continue // changes only the config: never looked up
+		}
 		es := explainStep{
 			Stage: st.Stage, Index: st.Step, Total: st.Steps, Line: st.Location.Start,
 			Text: instructionText(st.Name), Cached: st.Cached, Key: st.Key, resultOrder: i,

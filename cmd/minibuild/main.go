@@ -127,6 +127,7 @@ overlay-mounted scratch roots, and keeps them in a local OCI-layout store.
 		newFsckCmd(a),
 		newPullCmd(a), newPushCmd(a), newTagCmd(a),
 		newExplainCmd(a),
+		newRunCmd(a), newPruneCmd(a),
 		newHistoryCmd(a), newDiffCmd(a), newBloatCmd(a), newRebaseCmd(a),
 	)
 	return root

@@ -37,8 +37,18 @@ func printBuildError(w io.Writer, err error, file string, p *progress) {
 	} else {
 		fmt.Fprintf(&b, "minibuild: %v\n", err)
 	}
-	if ee, ok := errors.AsType[*exec.ExitError](err); ok && p != nil {
-		if name, lines := p.failedOutput(); len(lines) > 0 {
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		name, lines := "", []string(nil)
+		if p != nil {
+			name, lines = p.failedOutput()
+		}
+		if de != nil && len(de.Output) > 0 {
+			lines = de.Output
+			if de.Step > 0 {
+				name = fmt.Sprintf("step %d/%d", de.Step, de.Steps)
+			}
+		}
+		if len(lines) > 0 {
 			fmt.Fprintf(&b, "last output of %s (%s):\n", name, ee)
 			for _, l := range lines {
 				fmt.Fprintf(&b, "  > %s\n", truncate(l, 500))
