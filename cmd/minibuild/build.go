@@ -436,6 +436,9 @@ func (o *buildOptions) report(a *app, res *builder.Result) error {
 	}
 	steps := stepsFromResult(res)
 	if o.explain {
+		if o.progress != string(progressQuiet) && !o.quiet {
+			fmt.Fprintln(a.stderr) // set the report apart from the progress
+		}
 		printExplain(a.stdout, steps)
 	}
 	if o.expectCached {

@@ -178,11 +178,9 @@ func printExplain(w io.Writer, steps []explainStep) {
 	}
 	var missed []explainStep
 	parentMiss := false
+	fmt.Fprintln(w, "Cache report, compared with the last build of this Dockerfile in this store:")
 	for i, s := range steps {
 		if stages > 1 && (i == 0 || s.Stage != steps[i-1].Stage) {
-			if i > 0 {
-				fmt.Fprintln(w)
-			}
 			fmt.Fprintf(w, "stage %s:\n", s.Stage)
 		}
 		if s.Cached {

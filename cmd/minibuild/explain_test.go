@@ -44,11 +44,11 @@ func TestPrintExplain(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
 	printExplain(&b, stepsFromResult(editResult()))
-	want := `stage builder:
+	want := `Cache report, compared with the last build of this Dockerfile in this store:
+stage builder:
   cached   step 1/3 FROM busybox
   rebuilt  step 2/3 COPY src/ /app/src: input changed: src/main.go (content), src/new.go (added)
   rebuilt  step 3/3 RUN make: parent changed (step 2 was rebuilt)
-
 stage stage-1:
   cached   step 1/2 FROM scratch
   rebuilt  step 2/2 COPY --from=builder /app/bin /: input changed: stage builder (step 3 was rebuilt)
@@ -65,7 +65,7 @@ A rebuilt step gives every later step of its stage a new parent, so those are re
 		{Name: "[1/2] FROM busybox", Step: 1, Steps: 2, Cached: true},
 		{Name: "[2/2] COPY . /", Step: 2, Steps: 2, Cached: true},
 	}}))
-	want = "  cached   step 1/2 FROM busybox\n  cached   step 2/2 COPY . /\n\nAll 2 steps cached: nothing this build reads has changed since the last one.\n"
+	want = "Cache report, compared with the last build of this Dockerfile in this store:\n  cached   step 1/2 FROM busybox\n  cached   step 2/2 COPY . /\n\nAll 2 steps cached: nothing this build reads has changed since the last one.\n"
 	if got := b.String(); got != want {
 		t.Errorf("printExplain(all cached) = %q, want %q", got, want)
 	}
