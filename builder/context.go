@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -120,9 +121,13 @@ func (c *contextScans) Files(id v1.Hash) ([]cache.File, bool, error) {
 
 // selectFunc is the .dockerignore of t as a cache.ScanOptions.Select:
 // an excluded directory is still entered when a "!" pattern could
-// re-include something below it. Matchers are pooled because
-// patternmatcher is not safe for concurrent use and Scan calls Select
-// from several goroutines.
+// re-include something below it.
+//
+// Scan calls Select for a directory before any entry below it, from
+// several goroutines, so each directory's match state is remembered and
+// its entries are matched against their own path only (patternmatcher's
+// MatchesUsingParentResults), not against every ancestor again. Matchers
+// are pooled: patternmatcher is not safe for concurrent use.
 func selectFunc(t Tree) (func(rel string, isDir bool) (bool, bool), error) {
 	if t.Kind != ContextTree || len(t.Ignore) == 0 {
 		return nil, nil
@@ -137,12 +142,22 @@ func selectFunc(t Tree) (func(rel string, isDir bool) (bool, bool), error) {
 		return pm
 	}}
 	pool.Put(first)
+	var dirs sync.Map // directory → patternmatcher.MatchInfo
 	return func(rel string, isDir bool) (bool, bool) {
+		var parent patternmatcher.MatchInfo
+		if i := strings.LastIndexByte(rel, '/'); i > 0 {
+			if info, ok := dirs.Load(rel[:i]); ok {
+				parent = info.(patternmatcher.MatchInfo)
+			}
+		}
 		pm := pool.Get().(*patternmatcher.PatternMatcher)
-		excluded, err := pm.MatchesOrParentMatches(rel)
+		excluded, info, err := pm.MatchesUsingParentResults(rel, parent)
 		pool.Put(pm)
 		if err != nil {
 			return true, isDir // list it: a key may cover too much, never too little
+		}
+		if isDir {
+			dirs.Store(rel, info)
 		}
 		if !excluded {
 			return true, isDir

@@ -126,7 +126,7 @@ var busyboxOnce struct {
 }
 
 // busyboxContext makes the busybox build context once per test binary.
-func busyboxContext(t *testing.T) string {
+func busyboxContext(t testing.TB) string {
 	t.Helper()
 	busyboxOnce.Lock()
 	defer busyboxOnce.Unlock()
