@@ -344,3 +344,27 @@ func TestBuildInterrupt(t *testing.T) {
 	}
 	e.Fsck()
 }
+
+// TestPrune: after the image is removed, prune --all deletes its cache
+// and blobs, keeps the tagged base, and a second prune finds nothing.
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	e := newBuildEnv(t, busyboxArchive(t))
+	if _, r := buildExample(t, e, "hello", exampleEpoch()); r.ExitCode != 0 {
+		t.Fatalf("build: %v", r)
+	}
+	e.MustRun("rmi", "example")
+	if out := e.MustRun("prune", "--all"); !strings.Contains(out, "Deleted 3 cache records") {
+		t.Errorf("prune --all = %q, want the 3 records of hello's steps deleted", out)
+	}
+	if out := e.MustRun("prune"); out != "Nothing to remove.\n" {
+		t.Errorf("second prune = %q", out)
+	}
+	if out := e.MustRun("run", "busybox", "echo", "still here"); out != "still here\n" {
+		t.Errorf("run busybox after prune = %q", out)
+	}
+	if r := e.Run("prune", "--keep-storage", "lots"); r.ExitCode != 2 {
+		t.Errorf("prune --keep-storage lots: want a usage error: %v", r)
+	}
+	e.Fsck()
+}
