@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,4 +277,39 @@ last output of [b 2/2] RUN test (exit code 2):
 	if got := out.String(); got != "minibuild: open store: permission denied\n" {
 		t.Errorf("printBuildError(plain error) = %q", got)
 	}
+}
+
+// TestTTYProgressTicker runs the live view with its redraw ticker while
+// events arrive, for the race detector.
+func TestTTYProgressTicker(t *testing.T) {
+	t.Parallel()
+	var b syncBuilder
+	r := newTTYRenderer(&b, func() (int, int) { return 80, 24 }, time.Now, time.Millisecond)
+	p := &progress{r: r, logs: map[int]*lineBuffer{}, names: map[int]string{}}
+	for _, ev := range sampleEvents() {
+		p.event(ev)
+	}
+	p.finish(nil, nil)
+	p.event(builder.Event{Kind: builder.EventStart, Vertex: 9, Name: "late"}) // dropped
+	if out := b.String(); !strings.Contains(out, "FINISHED") || strings.Contains(out, "late") {
+		t.Errorf("tty output:\n%s", out)
+	}
+}
+
+// syncBuilder is a strings.Builder safe for concurrent writes.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
