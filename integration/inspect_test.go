@@ -211,8 +211,8 @@ func TestDiffTwoBuilds(t *testing.T) {
 		t.Errorf("diff --json app:1 app:2 = %+v, want one content change of /app/src/util.c", d.Changes)
 	}
 	// The layer that copied src/ changed that one file too.
-	if out := e.MustRun("diff", "app:2", "--layer", "-2"); !strings.Contains(out, "A /app/src/util.c") {
-		t.Errorf("diff app:2 --layer -2 = %q, want the COPY layer", out)
+	if out := e.MustRun("diff", "app:2", "--layer", "-3"); !strings.Contains(out, "A /app/src/util.c") {
+		t.Errorf("diff app:2 --layer -3 = %q, want the first COPY layer", out)
 	}
 }
 

@@ -42,8 +42,8 @@ type LayerDiff struct {
 	Changes []Change
 }
 
-// DiffLayer compares layer n (1-based; 0 or negative counts from the top:
-// 0 is the last layer, -1 the one below it) with the merged tree of the
+// DiffLayer compares layer n (1-based from the bottom; negative counts from
+// the top, -1 being the last layer, and so does 0) with the merged tree of the
 // layers below it: an entry for a path present below is C, one for a new
 // path A, a whiteout D (one D for a deleted directory, sized with what was
 // in it); an opaque directory deletes the lower children the layer does
@@ -68,11 +68,14 @@ func layerIndex(n, count int) (int, error) {
 		return 0, fmt.Errorf("the image has no layers")
 	}
 	i := n - 1
-	if n <= 0 {
-		i = count - 1 + n
+	switch {
+	case n == 0:
+		i = count - 1
+	case n < 0:
+		i = count + n
 	}
 	if i < 0 || i >= count {
-		return 0, fmt.Errorf("no layer %d: the image has %d layers (1 to %d, or 0 to %d from the top)", n, count, count, 1-count)
+		return 0, fmt.Errorf("no layer %d: the image has %d layers (1 to %d, or -1 to -%d from the top)", n, count, count, count)
 	}
 	return i, nil
 }

@@ -88,7 +88,7 @@ func TestDiffLayer(t *testing.T) {
 			t.Parallel()
 			s := newStore(t)
 			im := build(t, s, nil, "img", runStep("lower", lower...), runStep("upper", tt.layer...))
-			for _, n := range []int{2, 0} {
+			for _, n := range []int{2, -1} {
 				d, err := im.DiffLayer(context.Background(), n)
 				if err != nil {
 					t.Fatal(err)
@@ -108,7 +108,7 @@ func TestDiffLayerNumbers(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	im := build(t, s, nil, "img", runStep("a", file("a", "1")), runStep("b", file("b", "2")), runStep("c", file("c", "3")))
-	for n, want := range map[int]string{1: "/a", 2: "/b", 3: "/c", 0: "/c", -1: "/b", -2: "/a"} {
+	for n, want := range map[int]string{1: "/a", 2: "/b", 3: "/c", 0: "/c", -1: "/c", -2: "/b", -3: "/a"} {
 		d, err := im.DiffLayer(context.Background(), n)
 		if err != nil {
 			t.Fatalf("DiffLayer(%d) = %v", n, err)
@@ -117,7 +117,7 @@ func TestDiffLayerNumbers(t *testing.T) {
 			t.Errorf("DiffLayer(%d) = %v, want A %s", n, lines(d.Changes), want)
 		}
 	}
-	for _, n := range []int{4, -3} {
+	for _, n := range []int{4, -4} {
 		if _, err := im.DiffLayer(context.Background(), n); err == nil {
 			t.Errorf("DiffLayer(%d) of 3 layers succeeded", n)
 		}

@@ -210,6 +210,16 @@ func TestRebaseRefusals(t *testing.T) {
 	if err := s.Untag("untagged"); err != nil {
 		t.Fatal(err)
 	}
+	b2 := open(t, s, "base:2")
+	arm := b2.Config.DeepCopy()
+	arm.Architecture, arm.Variant = "arm64", "v8"
+	d, err := s.PutImage(context.Background(), arm, b2.Manifest.Layers, nil)
+	if err == nil {
+		err = s.Tag(context.Background(), "base:arm64", d)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name string
@@ -226,12 +236,14 @@ func TestRebaseRefusals(t *testing.T) {
 		{"no base recorded", RebaseRequest{Image: "nobase", Onto: "base:2"}, ErrNoBase, "records no"},
 		{"no tag", RebaseRequest{Image: untagged.Descriptor.Digest.String(), Onto: "base:2"}, ErrNoTag, "no tag"},
 		{"missing new base", RebaseRequest{Image: "app", Onto: "nothere"}, oci.ErrNotFound, "new base"},
+		{"new base for another platform", RebaseRequest{Image: "app", Onto: "base:arm64"}, nil, "the new base is linux/arm64/v8, the image linux/amd64"},
+		{"bad result name", RebaseRequest{Image: "app", Onto: "base:2", Tag: "Bad Name"}, oci.ErrInvalid, "result name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := PlanRebase(context.Background(), s, tt.req)
-			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.msg) {
+			if err == nil || tt.is != nil && !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("PlanRebase(%+v) = %v, want an error wrapping %v saying %q", tt.req, err, tt.is, tt.msg)
 			}
 		})

@@ -45,7 +45,7 @@ A directory a layer wrote again only because its children changed shows as
 C with no detail. The layer shown is named on stderr.
 
 --layer counts layers bottom up from 1, as "minibuild history" lists them
-from the bottom; 0 is the last layer, -1 the one below it.`,
+from the bottom; negative numbers count from the top (-1 is the last layer).`,
 		Args: rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if len(args) == 2 && cmd.Flags().Changed("layer") {
@@ -88,7 +88,7 @@ from the bottom; 0 is the last layer, -1 the one below it.`,
 			return printChanges(a.stdout, d.Changes)
 		},
 	}
-	cmd.Flags().IntVar(&layerN, "layer", 0, "the layer to show: 1-based from the bottom, 0 or negative from the top")
+	cmd.Flags().IntVar(&layerN, "layer", 0, "the layer to show: 1-based from the bottom, negative from the top (default: the last)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the changes as JSON, with both sides' attributes")
 	return cmd
 }
