@@ -284,3 +284,47 @@ func TestOutputs(t *testing.T) {
 		t.Errorf("output dir = %q, want no temp files left", got)
 	}
 }
+
+// TestBuildContexts builds FROM a --build-context directory and FROM an
+// OCI layout (another store's), and copies from both.
+func TestBuildContextBases(t *testing.T) {
+	t.Parallel()
+	src := newEngine(t)
+	src.busybox()
+	rootfs := t.TempDir()
+	writeFile(t, filepath.Join(rootfs, "etc/hello"), "hello\n")
+	writeFile(t, filepath.Join(rootfs, "skip.me"), "x")
+	writeFile(t, filepath.Join(rootfs, ".dockerignore"), "skip.me\n")
+
+	e := newEngine(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "f"), "f\n")
+	req := Request{BuildContexts: map[string]string{
+		"base": rootfs,
+		"bb":   "oci-layout://" + filepath.Join(src.root, "oci") + ":latest",
+	}}
+	df := "FROM base\nCOPY f /f\nCOPY --from=bb /bin/busybox /busybox\n"
+	res := e.mustBuild(dir, df, req)
+	cfg, m := e.image(res.Manifest.Digest)
+	if len(m.Layers) != 3 {
+		t.Fatalf("%d layers, want the directory's, f, busybox", len(m.Layers))
+	}
+	if got := e.layerPaths(m.Layers[0]); !equal(got, []string{".dockerignore", "etc/", "etc/hello"}) {
+		t.Errorf("directory layer = %q", got)
+	}
+	if len(cfg.History) != 3 || cfg.History[0].CreatedBy != "FROM base" {
+		t.Errorf("history = %+v", cfg.History)
+	}
+	again := e.mustBuild(dir, "", req)
+	for _, s := range again.Steps {
+		if !s.Cached {
+			t.Errorf("rebuild: %s missed: %v", s.Name, s.Reason)
+		}
+	}
+	writeFile(t, filepath.Join(rootfs, "etc/hello"), "changed\n")
+	third := e.mustBuild(dir, "", req)
+	if third.Steps[0].Cached || third.Steps[0].Reason.String() != "input changed: etc/hello (content)" {
+		t.Errorf("after a change in the directory: %s cached %v, %v", third.Steps[0].Name, third.Steps[0].Cached, third.Steps[0].Reason)
+	}
+	e.fsck()
+}

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -93,6 +94,9 @@ func (bd *build) imageConfig(target *stageRun) (*v1.ConfigFile, []v1.Descriptor)
 			}
 		}
 		end = start
+		if b := st.baseStep; b != nil && st.from == nil && b.layer != nil {
+			cfg.History = slices.Insert(cfg.History, max(start, 0), b.step.History)
+		}
 	}
 	return cfg, layers
 }

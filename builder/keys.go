@@ -56,6 +56,9 @@ func (bd *build) deriveKeys(ctx context.Context) error {
 		}
 		bd.stages[s] = st
 		bd.order = append(bd.order, st)
+		if err := bd.dirBase(ctx, st); err != nil {
+			return err
+		}
 		parent := st.baseParent
 		for _, step := range s.Steps {
 			if !step.Layer() {
@@ -98,9 +101,36 @@ func (bd *build) stageBase(st *stageRun) error {
 		if st.baseParent.Kind == cache.ParentStep {
 			st.baseParent.Name = st.from.stage.DisplayName
 		}
-	default:
-		return fmt.Errorf("FROM a --build-context directory (%s): %w", s.From.Ref, ErrUnsupported)
+	case FromDir:
+		// dirBase keys the directory's layer.
 	}
+	return nil
+}
+
+// dirBase keys the base layer of a stage FROM a --build-context
+// directory: the directory's files (after its .dockerignore, owned by
+// 0:0 as COPY from a context makes them) copied into an empty tree, like
+// a COPY --link of "." to "/". It is a step of its own, FROM's, in build
+// logs and progress.
+func (bd *build) dirBase(ctx context.Context, st *stageRun) error {
+	s := st.stage
+	if s.From.Kind != FromDir {
+		return nil
+	}
+	op := &CopyOp{From: CopyFrom{Kind: FromNamedDir, Ref: s.From.Ref, Dir: s.From.Dir}, Sources: []string{"."}, Dest: "/"}
+	step := &Step{
+		Stage: s, Location: s.Location, Original: s.Original, Display: "FROM " + s.From.Ref, Copy: op,
+		History: v1.History{Created: v1.Time{Time: bd.plan.Epoch}, CreatedBy: "FROM " + s.From.Ref, Comment: historyComment},
+	}
+	step.keyInstruction(cache.Instruction{Keyword: "FROM", Flags: []cache.Flag{{Name: "build-context", Value: s.From.Ref}}}, cache.ObservesCopy)
+	sr := &stepRun{step: step, stage: st, seq: len(bd.steps) + 1, num: 1}
+	if err := bd.stepKey(ctx, sr, cache.Scratch); err != nil {
+		return bd.plan.Error(step, err)
+	}
+	st.baseStep = sr
+	st.baseParent = cache.StepParent(sr.state)
+	bd.steps = append(bd.steps, sr)
+	bd.byStep[step] = sr
 	return nil
 }
 
@@ -286,6 +316,9 @@ func (bd *build) force() {
 		all := bd.req.NoCache || (s.Name != "" && filter[s.Name]) || filter[strconv.Itoa(s.Index)] ||
 			(st.from != nil && st.from.forced)
 		forcing := all
+		if b := st.baseStep; b != nil && all {
+			b.forced, st.forced = true, true
+		}
 		for _, sr := range st.steps {
 			reads := bd.readsForced(sr)
 			forcing = forcing || reads

@@ -70,7 +70,8 @@ type stageRun struct {
 	result     cache.Parent // the state after the last step
 	total      int          // steps as BuildKit counts them: FROM and filesystem steps
 	steps      []*stepRun
-	forced     bool // a step of this stage runs on request (--no-cache…)
+	baseStep   *stepRun // FROM a --build-context directory: its layer
+	forced     bool     // a step of this stage runs on request (--no-cache…)
 
 	done  chan struct{} // closed when chain is final
 	chain []chainLayer
@@ -106,8 +107,18 @@ func (bd *build) runStage(ctx context.Context, sched *scheduler, sr *stageRun) e
 	}
 	bd.startLinks(sched, sr)
 	s := sr.stage
-	v := bd.ev.begin(Event{Name: bd.vertexName(s, 1, sr.total, "FROM "+fromText(s)), Stage: s.DisplayName, Step: 1, Steps: sr.total, Location: s.Location})
-	v.done()
+	if sr.baseStep != nil {
+		l, err := bd.runStep(ctx, sched, sr.baseStep, nil)
+		if err != nil {
+			return err
+		}
+		if l != nil {
+			chain = []chainLayer{*l}
+		}
+	} else {
+		v := bd.ev.begin(Event{Name: bd.vertexName(s, 1, sr.total, "FROM "+fromText(s)), Stage: s.DisplayName, Step: 1, Steps: sr.total, Location: s.Location})
+		v.done()
+	}
 	for _, step := range s.Steps {
 		if !step.Layer() {
 			bd.finish(nil, configStepResult(step))

@@ -132,6 +132,9 @@ func PlanRebase(ctx context.Context, s *oci.Store, req RebaseRequest) (*RebasePl
 	}
 	own, err := checkPrefix(p.OldBase, img)
 	if err != nil {
+		if name := img.Manifest.Annotations[AnnotationBaseName]; req.From == "" && img.Manifest.Annotations[AnnotationBaseDigest] == "" {
+			return nil, fmt.Errorf("rebase: %w (the image records only its base's name, %s, whose tag may have moved since the build: give the old base)", err, name)
+		}
 		return nil, fmt.Errorf("rebase: %w", err)
 	}
 	if err := checkPlatform(p.NewBase, img); err != nil {

@@ -360,3 +360,30 @@ func TestMergeEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestRebaseNameOnlyBase(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b1 := makeBase(t, s, "base", baseSpec{files: rootfs("root\n")})
+	app := build(t, s, b1, "app", runStep("true", file("x", "")))
+	// An image that records its base by name only, built before the tag moved.
+	d, err := s.PutImage(context.Background(), app.Config, app.Manifest.Layers, map[string]string{AnnotationBaseName: b1.Name})
+	if err == nil {
+		err = s.Tag(context.Background(), "app:name-only", d)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := PlanRebase(context.Background(), s, RebaseRequest{Image: "app:name-only", Onto: "base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "records no base digest") {
+		t.Errorf("PlanRebase() of a name-only image: notes %q, want one saying the name was taken as it is now", p.Notes)
+	}
+	makeBase(t, s, "base", baseSpec{files: rootfs("root\nx\n")}) // "base" moves
+	_, err = PlanRebase(context.Background(), s, RebaseRequest{Image: "app:name-only", Onto: "base"})
+	if !errors.Is(err, ErrNotPrefix) || !strings.Contains(err.Error(), "may have moved since the build") {
+		t.Errorf("PlanRebase() after the base tag moved = %v, want a refusal saying the tag may have moved", err)
+	}
+}
