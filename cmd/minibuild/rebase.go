@@ -50,7 +50,12 @@ the plan and writes nothing. The result is tagged with IMAGE's name unless
 			}
 			defer func() { err = errors.Join(err, s.Close()) }()
 			p, err := inspect.PlanRebase(cmd.Context(), s, inspect.RebaseRequest{Image: args[0], Onto: o.onto, From: o.from, Tag: o.tag})
-			if err != nil {
+			switch {
+			case errors.Is(err, inspect.ErrNoBase) || errors.Is(err, inspect.ErrNotPrefix) && o.from == "":
+				return fmt.Errorf("%w (--from OLDBASE names the old base)", err)
+			case errors.Is(err, inspect.ErrNoTag):
+				return fmt.Errorf("%w (-t NAME names the result)", err)
+			case err != nil:
 				return err
 			}
 			printRebasePlan(a.stdout, p)
