@@ -168,3 +168,25 @@ func TestCopyLink(t *testing.T) {
 	}
 	e.fsck()
 }
+
+// TestOneJob builds stages that copy from each other with a single slot:
+// a step waits for the stage it reads without holding the slot.
+func TestOneJob(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	e.busybox()
+	df := "FROM busybox AS a\nRUN echo a > /a\n\nFROM busybox\nCOPY --link --from=a /a /la\nCOPY --from=a /a /a\nRUN cat /a /la > /both\n"
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.build(t.TempDir(), df, Request{Jobs: 1})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("build with one job did not finish: deadlock")
+	}
+}

@@ -39,7 +39,6 @@ type stepRun struct {
 	// COPY --link steps that missed run in a goroutine of their own.
 	linkDone chan struct{}
 	linkErr  error
-	vertex   *vertex
 }
 
 // deriveKeys computes every filesystem step's key before anything runs

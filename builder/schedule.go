@@ -171,10 +171,13 @@ func (bd *build) runStep(ctx context.Context, sched *scheduler, sr *stepRun, cha
 	if sr.step.Run != nil {
 		out = &runOutput{v: v}
 	}
-	err := sched.work(ctx, func() (err error) {
-		sr.layer, err = bd.exec(ctx, sr, chain, v, out)
-		return err
-	})
+	src, err := bd.copySourceChain(ctx, sr)
+	if err == nil {
+		err = sched.work(ctx, func() (err error) {
+			sr.layer, err = bd.exec(ctx, sr, chain, src, v, out)
+			return err
+		})
+	}
 	return bd.ended(sr, v, out, err)
 }
 
@@ -194,12 +197,12 @@ func (bd *build) ended(sr *stepRun, v *vertex, out *runOutput, err error) (*chai
 }
 
 // exec does the work of a step that missed the cache.
-func (bd *build) exec(ctx context.Context, sr *stepRun, chain []chainLayer, v *vertex, out *runOutput) (*chainLayer, error) {
+func (bd *build) exec(ctx context.Context, sr *stepRun, chain, src []chainLayer, v *vertex, out *runOutput) (*chainLayer, error) {
 	switch {
 	case sr.step.Run != nil:
 		return bd.execRun(ctx, sr, chain, v, out)
 	case sr.step.Copy != nil:
-		return bd.execCopy(ctx, sr, chain, v)
+		return bd.execCopy(ctx, sr, chain, src, v)
 	}
 	return bd.execWorkdir(ctx, sr, chain, v)
 }
@@ -226,18 +229,20 @@ func (bd *build) startLinks(sched *scheduler, st *stageRun) {
 	}
 }
 
-// runLink builds one COPY --link layer.
+// runLink builds one COPY --link layer, once its --from source (if any)
+// is built.
 func (bd *build) runLink(ctx context.Context, sched *scheduler, sr *stepRun) error {
-	if err := sched.sem.Acquire(ctx, 1); err != nil {
+	src, err := bd.copySourceChain(ctx, sr)
+	if err != nil {
 		return err
 	}
-	defer sched.sem.Release(1)
-	v := bd.begin(sr)
-	sr.vertex = v
-	l, err := bd.execLink(ctx, sr, v)
-	sr.layer = l
-	_, err = bd.ended(sr, v, nil, err)
-	return err
+	return sched.work(ctx, func() error {
+		v := bd.begin(sr)
+		l, err := bd.execLink(ctx, sr, src, v)
+		sr.layer = l
+		_, err = bd.ended(sr, v, nil, err)
+		return err
+	})
 }
 
 // linkResult waits for a COPY --link step's layer. A hit is reported

@@ -12,12 +12,11 @@ import (
 // chain (so the destination's symlinks resolve as Docker resolves them,
 // --chown names come from the image's /etc/passwd), the upper becoming the
 // layer. COPY --from mounts the source's chain next to it.
-func (bd *build) execCopy(ctx context.Context, sr *stepRun, chain []chainLayer, v *vertex) (_ *chainLayer, err error) {
+//
+// src is the chain of the --from stage or image (nil for a build
+// context), waited for before the step took its slot.
+func (bd *build) execCopy(ctx context.Context, sr *stepRun, chain, src []chainLayer, v *vertex) (_ *chainLayer, err error) {
 	req, err := bd.copyRequest(ctx, sr)
-	if err != nil {
-		return nil, err
-	}
-	src, err := bd.copySourceChain(ctx, sr)
 	if err != nil {
 		return nil, err
 	}
@@ -63,12 +62,8 @@ func (bd *build) execCopy(ctx context.Context, sr *stepRun, chain []chainLayer, 
 // destination's symlinks in the base are not followed, and the parent
 // directories it creates get default modes (0755, root), whatever the
 // base has there.
-func (bd *build) execLink(ctx context.Context, sr *stepRun, v *vertex) (_ *chainLayer, err error) {
+func (bd *build) execLink(ctx context.Context, sr *stepRun, src []chainLayer, v *vertex) (_ *chainLayer, err error) {
 	req, err := bd.copyRequest(ctx, sr)
-	if err != nil {
-		return nil, err
-	}
-	src, err := bd.copySourceChain(ctx, sr)
 	if err != nil {
 		return nil, err
 	}
@@ -149,9 +144,14 @@ func (bd *build) copyRequest(ctx context.Context, sr *stepRun) (CopyRequest, err
 }
 
 // copySourceChain waits for the chain COPY --from reads: another stage's
-// result or an image's layers; nil for build contexts. A --from stage
-// that is scratch with no files is an empty chain, not nil.
+// result or an image's layers; nil for build contexts and other steps. A
+// --from stage that is scratch with no files is an empty chain, not nil.
+// Callers wait for it before taking a slot: a step must not hold one
+// while the stage it reads still needs one.
 func (bd *build) copySourceChain(ctx context.Context, sr *stepRun) ([]chainLayer, error) {
+	if sr.step.Copy == nil {
+		return nil, nil
+	}
 	from := sr.step.Copy.From
 	switch from.Kind {
 	case FromStageResult:
