@@ -1,8 +1,10 @@
 // Package builder turns a Dockerfile into an image: it parses the
 // Dockerfile with BuildKit's parser and instruction packages, plans stages
-// and steps, and performs the filesystem side of COPY, ADD and WORKDIR.
+// and steps, and executes the plan with the leaf packages — cache keys and
+// records (cache), the RUN sandbox and overlay mounts (exec), layers
+// (layer) and the image store (oci).
 //
-// # What it owns
+// # The frontend
 //
 //   - Parsing ([Parse]): BuildKit's parser (heredocs, "# escape=",
 //     "# syntax=" recorded, "# check=" honoured), typed instructions,
@@ -24,23 +26,83 @@
 //     SOURCE_DATE_EPOCH or [DefaultEpoch], ONBUILD triggers of the base run
 //     first. Each instruction is one function in a file of its name
 //     (env.go, workdir.go, copy.go, …), each yields one [Step] carrying its
-//     location, its canonical expanded instruction and the environment it
-//     observes: the inputs of a cache key.
-//   - COPY/ADD sources ([Sources], [LoadContext]): globs, symlinks in the
-//     source path, .dockerignore (and <Dockerfile>.dockerignore), sources
-//     escaping the context refused; ADD URLs downloaded ([Fetch]) with
-//     --checksum.
-//   - The copier ([Copy], [Mkdir]): BuildKit's copy semantics into a root
-//     directory whose symlinks are resolved as in a chroot (openat2
-//     RESOLVE_IN_ROOT), --chown names looked up in the destination image,
-//     --chmod octal and symbolic, local archives extracted. It runs on the
-//     calling goroutine only, so it can run on a locked OS thread in a
-//     private mount namespace.
+//     location, its key instruction (cache.Instruction) and the state it
+//     observes ([StepEnv]): the inputs of a cache key.
+//   - COPY/ADD sources ([Sources], [LoadContext]) and the copier ([Copy],
+//     [Mkdir]): BuildKit's copy semantics into a root directory whose
+//     symlinks are resolved as in a chroot (openat2 RESOLVE_IN_ROOT),
+//     .dockerignore, --chown names looked up in the destination image,
+//     --chmod, local archives extracted, ADD URLs downloaded ([Fetch]).
+//     The copier runs on the calling goroutine only, so it can run on a
+//     locked OS thread inside a private mount namespace.
+//
+// # The engine
+//
+// [Builder.Build] runs in three phases; the orchestrating code is
+// build.go, one file per concern around it (keys.go, context.go,
+// schedule.go, snapshot.go, stepcopy.go, steprun.go, commit.go, image.go,
+// output.go, explain.go, lint.go, prune.go, runimage.go).
+//
+//  1. Keys first (keys.go, context.go). Every filesystem step's key is
+//     derived before anything runs, following docs/cache.md: parent =
+//     the state the previous filesystem step leaves (its key; for COPY
+//     --link cache.LinkState of the parent and the link's layer key), or
+//     the base image's manifest digest, or scratch, or the FROM stage's
+//     result; the key instruction; the observed ENV/ARG/WORKDIR/USER/SHELL;
+//     inputs — a COPY/ADD's selected context files (one parallel scan per
+//     context through its stat cache, cut to the step's resolved sources,
+//     digested and stored with cache.PutFiles), the --from stage's result
+//     state or image digest, an ADD URL's checksum or downloaded content;
+//     the platform. COPY --link keys its layer without a parent. Then
+//     every key is looked up (--no-cache, --no-cache-filter and what they
+//     force skip the lookup); a record whose layer blob is gone is a miss.
+//  2. Execution (schedule.go). One goroutine per stage, bounded by a
+//     semaphore of Request.Jobs slots taken only while a step works (a
+//     cache hit needs none; a step waits for the stage it copies from
+//     before taking one). A stage waits only for the stages whose files it
+//     needs: its FROM stage, and a COPY --from stage when that step
+//     misses. COPY --link steps that miss start at stage start, each in a
+//     goroutine, next to the steps before them. A miss mounts the overlay
+//     of its chain's snapshots (unpacked on demand, once: singleflight in
+//     the process, a lock file per snapshot under <root>/locks across
+//     processes; more than overlay's 500 layers fails clearly), runs the
+//     RUN in the sandbox (exec.Run) or copies with exec.WithRoot /
+//     exec.WithRoots (COPY --from mounts the source chain too), then one
+//     walk of the upper directory (layer.Diff, normalizing it) writes the
+//     blob, the upper is renamed into the store as the layer's snapshot,
+//     and the record is written last. An empty upper makes no layer
+//     (history empty_layer, like BuildKit).
+//  3. Export (image.go, output.go). The target's config (history marked
+//     for steps that made no layer, RootFS of the chain, `created` the
+//     epoch) and an OCI manifest with the base annotations go into the
+//     store, then the tags and the outputs (OCI or docker archive written
+//     atomically, or the root filesystem applied into a directory).
+//
+// A build where every key hits does no mount, no tar, no process and no
+// blob write: it reads the Dockerfile, scans the contexts (stat cache),
+// looks the keys up, finds the config and manifest already in the store
+// (they are functions of the same inputs), and leaves tags that already
+// name the image alone. The build log for explanations
+// ([Builder.Explain], Result.Steps[].Reason) is rewritten only when it
+// changes.
+//
+// # Concurrency and failure
+//
+// Progress events are delivered one at a time, in order, numbered like
+// BuildKit's vertices. The first failing step cancels the build's context:
+// running sandboxes are killed, waiting steps give up, and the error
+// returned is that first failure, a *[DockerfileError] naming the step
+// ("step 3/7 (Dockerfile:12) RUN make: exit code 2", with the exit code
+// and the output's last lines). A failed step leaves no blob, snapshot or
+// record, and no mount, process or temp dir: its upper directory is
+// deleted. Steps that finished before it keep their records.
 //
 // # What it does not own
 //
 // Tar format and layer digests (package layer), mounts and RUN's process
 // (package exec), the image store and registries (package oci), cache key
-// hashing and records (package cache), flags and output (cmd). The step
-// loop that executes a Plan with those packages builds on this one.
+// hashing, records, stat caches and explanations' wording (package
+// cache), flags and output (cmd). Pushing images and sharing the cache
+// through a registry (--push, --cache-to/--cache-from) are refused up
+// front until their wiring lands; the seams are marked TODO(registry).
 package builder
