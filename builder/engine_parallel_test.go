@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"minibuild/oci"
 )
 
 // rendezvous is an HTTP server on 127.0.0.1 whose every answer waits
@@ -189,4 +192,57 @@ func TestOneJob(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("build with one job did not finish: deadlock")
 	}
+}
+
+// TestConcurrentBuilds runs four builds of one Dockerfile at once on one
+// store, through two Builders (two store handles, as two processes would
+// have): all succeed with the same image, the base layer's missing
+// snapshot is unpacked once, and the store is sound.
+func TestConcurrentBuilds(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	base := e.busybox()
+	cfg, _ := e.image(base.Manifest.Digest)
+	if err := e.store.RemoveSnapshot(cfg.RootFS.DiffIDs[0]); err != nil {
+		t.Fatal(err)
+	}
+	store2, err := oci.Open(e.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store2.Close()
+	b2 := New(store2, e.cache)
+	b2.trace = e.b.trace
+	e.resetCounts()
+	dir := t.TempDir()
+	writeDockerfile(t, dir, "FROM busybox\nRUN echo hi > /hi\n")
+	var wg sync.WaitGroup
+	digests := make([]string, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		b := e.b
+		if i%2 == 1 {
+			b = b2
+		}
+		wg.Go(func() {
+			res, err := b.Build(context.Background(), Request{Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile")})
+			errs[i] = err
+			if err == nil {
+				digests[i] = res.Manifest.Digest.String()
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+		if digests[i] != digests[0] {
+			t.Errorf("build %d made %s, build 0 %s", i, digests[i], digests[0])
+		}
+	}
+	if n := e.resetCounts()["apply"]; n != 1 {
+		t.Errorf("the base layer was unpacked %d times, want once", n)
+	}
+	e.fsck()
 }
