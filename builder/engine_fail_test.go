@@ -128,3 +128,36 @@ func TestTwoFailingStages(t *testing.T) {
 	}
 	e.fsck()
 }
+
+// TestCancel cancels a build while a RUN runs: the build returns the
+// context's error, and no mount, process or scratch directory is left.
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	e.busybox()
+	mounts := mountCount(t)
+	before := e.storeState()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	req := Request{Context: dir, Dockerfile: writeDockerfile(t, dir, "FROM busybox\nRUN sleep 600\n"), Progress: func(ev Event) {
+		if ev.Kind == EventStart && strings.Contains(ev.Name, "RUN sleep") {
+			cancel()
+		}
+	}}
+	_, err := e.b.Build(ctx, req)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Build = %v, want context.Canceled", err)
+	}
+	if got := mountCount(t); got != mounts {
+		t.Errorf("mounts: %d before, %d after", mounts, got)
+	}
+	if diff := cmp.Diff(before, e.storeState()); diff != "" {
+		t.Errorf("a cancelled build changed the store:\n%s", diff)
+	}
+	for _, p := range listDir(t, filepath.Join(e.root, "tmp")) {
+		if left := listDir(t, filepath.Join(e.root, "tmp", p)); len(left) != 0 {
+			t.Errorf("tmp/%s holds %q after the build", p, left)
+		}
+	}
+}
