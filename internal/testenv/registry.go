@@ -315,7 +315,7 @@ type process struct {
 // the goroutine that starts and waits stays locked to its thread for the
 // child's lifetime.
 func startProcess(cmd *osexec.Cmd) (*process, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = serverProcAttr()
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
