@@ -5,6 +5,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"minibuild/cache"
@@ -95,5 +96,45 @@ func BenchmarkNoOp(b *testing.B) {
 				done()
 			}
 		})
+	}
+}
+
+// BenchmarkCold measures a first build of a corpus project on a store
+// that has only the busybox base (built untimed), with --jobs 1 and 2.
+//
+//	MINIBUILD_PRIVILEGED=1 go test ./builder -run '^$' -bench Cold -benchtime 3x
+func BenchmarkCold(b *testing.B) {
+	for _, name := range []string{"01-seed-layers", "03-multistage", "04-copy-link", "06-metadata"} {
+		for _, jobs := range []int{1, 2} {
+			b.Run(name+"/jobs="+strconv.Itoa(jobs), func(b *testing.B) {
+				if os.Geteuid() != 0 {
+					b.Skip("needs root")
+				}
+				dir := benchContext(b, name)
+				for b.Loop() {
+					b.StopTimer()
+					root := b.TempDir()
+					store, err := oci.Open(root)
+					if err != nil {
+						b.Fatal(err)
+					}
+					cs, err := cache.Open(filepath.Join(root, "cache"))
+					if err != nil {
+						b.Fatal(err)
+					}
+					bld := New(store, cs)
+					if _, err := bld.Build(context.Background(), Request{Context: busyboxContext(b), Tags: []string{"busybox"}}); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					if _, err := bld.Build(context.Background(), Request{Context: dir, Jobs: jobs}); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					store.Close()
+					b.StartTimer()
+				}
+			})
+		}
 	}
 }

@@ -160,24 +160,28 @@ func (bd *build) runStep(ctx context.Context, sched *scheduler, sr *stepRun, cha
 	if sr.link {
 		return bd.linkResult(ctx, sr)
 	}
-	v := bd.begin(sr)
 	if sr.hit {
+		v := bd.begin(sr)
 		sr.layer = layerOf(sr.rec.Layer)
 		v.cached()
 		bd.finish(sr, bd.stepResult(sr, v, true, v.elapsed()))
 		return sr.layer, nil
 	}
+	// Waiting for the stage a COPY --from reads is not the step's work:
+	// its vertex starts once that stage is done.
+	src, err := bd.copySourceChain(ctx, sr)
+	if err != nil {
+		return nil, err
+	}
+	v := bd.begin(sr)
 	var out *runOutput
 	if sr.step.Run != nil {
 		out = &runOutput{v: v}
 	}
-	src, err := bd.copySourceChain(ctx, sr)
-	if err == nil {
-		err = sched.work(ctx, func() (err error) {
-			sr.layer, err = bd.exec(ctx, sr, chain, src, v, out)
-			return err
-		})
-	}
+	err = sched.work(ctx, func() (err error) {
+		sr.layer, err = bd.exec(ctx, sr, chain, src, v, out)
+		return err
+	})
 	return bd.ended(sr, v, out, err)
 }
 
