@@ -52,11 +52,14 @@ type Descriptor struct {
 // DiffOptions tunes [Diff]. The zero value writes gzip with [DefaultEpoch].
 type DiffOptions struct {
 	Compression Compression // zero: Gzip
-	Epoch       time.Time   // zero: DefaultEpoch
+	// Epoch clamps mtimes: the caller passes SOURCE_DATE_EPOCH when set
+	// (whole seconds are used); zero means DefaultEpoch.
+	Epoch time.Time
 	// Normalize also rewrites dir in place so that it equals what [Apply]
-	// would produce from the written layer (mtimes clamped, dropped xattrs
-	// removed), in the same walk. Used to turn an upperdir into a snapshot
-	// without unpacking the layer again.
+	// (in [OverlayWhiteouts] mode) would produce from the written layer:
+	// times clamped, dropped xattrs removed, whiteouts re-created as plain
+	// 0:0 devices, sockets removed; in the same walk. Used to turn an
+	// upperdir into a snapshot without unpacking the layer again.
 	Normalize bool
 }
 
@@ -65,10 +68,13 @@ type WhiteoutMode int
 
 const (
 	// OverlayWhiteouts keeps them as overlay whiteouts (0:0 char devices,
-	// opaque xattrs): the snapshot form, for use as an overlay lowerdir.
+	// trusted.overlay.opaque=y): the snapshot form, for use as an overlay
+	// lowerdir. The root should be a fresh, empty directory.
 	OverlayWhiteouts WhiteoutMode = iota
-	// MergeWhiteouts deletes the named paths from root: for applying
-	// layers one after another into a flat tree (local output, squashing).
+	// MergeWhiteouts deletes the named paths from root (opaque markers:
+	// every lower child of the directory), except what the same layer
+	// created: for applying layers one after another into a flat tree
+	// (local output, squashing).
 	MergeWhiteouts
 )
 
@@ -77,7 +83,7 @@ const (
 type ApplyOptions struct {
 	Digest   v1.Hash // expected digest of the bytes read from r; zero: not checked
 	DiffID   v1.Hash // expected digest of the uncompressed tar; zero: not checked
-	MaxSize  int64   // uncompressed byte bound; zero: 64 GiB
+	MaxSize  int64   // bound on uncompressed bytes and on file sizes; zero: 64 GiB
 	Whiteout WhiteoutMode
 }
 
