@@ -142,8 +142,12 @@ func selectFunc(t Tree) (func(rel string, isDir bool) (bool, bool), error) {
 		return pm
 	}}
 	pool.Put(first)
+	suffixes := literalSuffixes(first)
 	var dirs sync.Map // directory → patternmatcher.MatchInfo
 	return func(rel string, isDir bool) (bool, bool) {
+		if !isDir && cannotMatch(rel, suffixes) {
+			return true, false
+		}
 		var parent patternmatcher.MatchInfo
 		if i := strings.LastIndexByte(rel, '/'); i > 0 {
 			if info, ok := dirs.Load(rel[:i]); ok {
@@ -164,4 +168,41 @@ func selectFunc(t Tree) (func(rel string, isDir bool) (bool, bool), error) {
 		}
 		return false, isDir && exclusions
 	}, nil
+}
+
+// literalSuffixes returns, for .dockerignore patterns without "!"
+// exclusions, the literal text each pattern ends with (".tmp" for
+// "**/*.tmp"); nil when a cheap test cannot be derived. Without
+// exclusions a matched directory is not entered, so a file is selected
+// exactly when no pattern matches its whole path, and a path that ends
+// with none of the suffixes matches no pattern. Most entries are decided
+// by that test, without a regular expression.
+func literalSuffixes(pm *patternmatcher.PatternMatcher) []string {
+	if pm.Exclusions() {
+		return nil
+	}
+	var out []string
+	for _, p := range pm.Patterns() {
+		text := p.String()
+		i := strings.LastIndexAny(text, "*?[]\\")
+		if strings.Contains(text, "\\") || i == len(text)-1 {
+			return nil // escapes, or a wildcard at the end: no usable suffix
+		}
+		out = append(out, text[i+1:])
+	}
+	return out
+}
+
+// cannotMatch reports whether rel ends with none of suffixes (false when
+// there are none to test).
+func cannotMatch(rel string, suffixes []string) bool {
+	if suffixes == nil {
+		return false
+	}
+	for _, s := range suffixes {
+		if strings.HasSuffix(rel, s) {
+			return false
+		}
+	}
+	return true
 }
