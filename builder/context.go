@@ -24,7 +24,7 @@ type contextScans struct {
 	ev *emitter
 
 	mu       sync.Mutex
-	byDir    map[string][]cache.File
+	byDir    map[string][]cache.File // by treeID
 	stats    []*cache.StatCache
 	listings map[v1.Hash][]cache.File // inputs keyed by this build
 }
@@ -40,7 +40,7 @@ func newContextScans(b *Builder, ev *emitter) *contextScans {
 func (c *contextScans) files(ctx context.Context, t Tree) ([]cache.File, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if files, ok := c.byDir[t.Dir]; ok {
+	if files, ok := c.byDir[treeID(t)]; ok {
 		return files, nil
 	}
 	v := c.ev.internal("[internal] load build context")
@@ -52,9 +52,14 @@ func (c *contextScans) files(ctx context.Context, t Tree) ([]cache.File, error) 
 	if err != nil {
 		return nil, err
 	}
-	c.byDir[t.Dir] = files
+	c.byDir[treeID(t)] = files
 	return files, nil
 }
+
+// treeID tells trees apart: one directory may be read with two ignore
+// files (the main context's <Dockerfile>.dockerignore, and its own
+// .dockerignore as a --build-context).
+func treeID(t Tree) string { return t.Dir + "\x00" + t.IgnoreFile }
 
 func (c *contextScans) scan(ctx context.Context, t Tree) ([]cache.File, error) {
 	sc, err := c.statCache(t.Dir)

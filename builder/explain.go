@@ -24,6 +24,9 @@ func (b *Builder) Explain(ctx context.Context, req Request) (*Result, error) {
 	var steps []StepResult
 	var runs []*stepRun
 	for _, st := range bd.order {
+		if sr := st.baseStep; sr != nil {
+			steps, runs = append(steps, bd.stepResult(sr, nil, sr.hit, 0)), append(runs, sr)
+		}
 		for _, step := range st.stage.Steps {
 			if !step.Layer() {
 				steps, runs = append(steps, configStepResult(step)), append(runs, nil)

@@ -90,7 +90,7 @@ func (bd *build) orderWarning(whole, run *Step, copied map[string]bool) (Warning
 // inContext reports whether the main build context lists name at its root.
 func (bd *build) inContext(name string) bool {
 	bd.contexts.mu.Lock()
-	files := bd.contexts.byDir[bd.plan.Context.Dir]
+	files := bd.contexts.byDir[treeID(bd.plan.Context)]
 	bd.contexts.mu.Unlock()
 	return len(cache.Subtrees(files, name)) > 0
 }
