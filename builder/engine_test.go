@@ -328,3 +328,18 @@ func TestBuildContextBases(t *testing.T) {
 	}
 	e.fsck()
 }
+
+func TestCompression(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	e.busybox()
+	dir := smallContext(t)
+	res := e.mustBuild(dir, "FROM busybox\nCOPY conf/ /conf/\n", Request{Compression: "zstd"})
+	_, m := e.image(res.Manifest.Digest)
+	if got := string(m.Layers[len(m.Layers)-1].MediaType); got != layer.MediaTypeTarZstd {
+		t.Errorf("new layer media type = %s, want zstd", got)
+	}
+	if _, err := e.build(dir, "", Request{Compression: "lz4"}); err == nil || !strings.Contains(err.Error(), "compression") {
+		t.Errorf("Build with an unknown compression = %v", err)
+	}
+}
