@@ -100,9 +100,14 @@ func (bd *build) addCleanup(dir string) {
 // Dockerfile planned, every key derived and looked up, lint warnings
 // given. It does no filesystem work beyond reading the Dockerfile, the
 // build contexts and the cache.
-func (b *Builder) prepare(ctx context.Context, req Request, dry bool) (*build, error) {
+func (b *Builder) prepare(ctx context.Context, req Request, dry bool) (_ *build, err error) {
 	bd := &build{b: b, req: req, ev: newEmitter(req.Progress), dry: dry,
 		stages: map[*Stage]*stageRun{}, byStep: map[*Step]*stepRun{}}
+	defer func() {
+		if err != nil {
+			bd.close() // downloads of ADD made while keying
+		}
+	}()
 	if err := bd.checkRequest(); err != nil {
 		return nil, err
 	}
