@@ -101,11 +101,11 @@ func (sr *stageRun) baseChain(ctx context.Context) ([]chainLayer, error) {
 // once, in parallel; the other steps run in order, each on the chain the
 // previous ones left.
 func (bd *build) runStage(ctx context.Context, sched *scheduler, sr *stageRun) error {
+	bd.startLinks(sched, sr) // they need no base: not even the FROM stage's
 	chain, err := sr.baseChain(ctx)
 	if err != nil {
 		return err
 	}
-	bd.startLinks(sched, sr)
 	s := sr.stage
 	if sr.baseStep != nil {
 		l, err := bd.runStep(ctx, sched, sr.baseStep, nil)
