@@ -147,7 +147,7 @@ type node struct {
 
 func (d *differ) run(root string) error {
 	var st unix.Stat_t
-	if err := unix.Lstat(root, &st); err != nil {
+	if err := unix.Stat(root, &st); err != nil { // the root itself may be a symlink
 		return fmt.Errorf("stat: %w", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
