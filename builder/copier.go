@@ -16,3 +16,14 @@ type CopyRequest struct {
 	// the destination root, like Docker.
 	IDs IDLookup
 }
+
+// hasLocalSources reports whether op reads files of its source tree (not
+// only URLs and heredocs).
+func hasLocalSources(op *CopyOp) bool {
+	for _, s := range op.Sources {
+		if !op.Add || !isURL(s) {
+			return true
+		}
+	}
+	return false
+}

@@ -176,15 +176,6 @@ func copyRequest(ctx context.Context, dst *rootFS, req CopyRequest) (err error) 
 	return nil
 }
 
-func hasLocalSources(op *CopyOp) bool {
-	for _, s := range op.Sources {
-		if !op.Add || !isURL(s) {
-			return true
-		}
-	}
-	return false
-}
-
 func displayName(name string) string {
 	if name == "" {
 		return "."
