@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -146,8 +147,12 @@ type node struct {
 }
 
 func (d *differ) run(root string) error {
+	root, err := filepath.EvalSymlinks(root) // the root itself may be a symlink
+	if err != nil {
+		return fmt.Errorf("resolve: %w", err)
+	}
 	var st unix.Stat_t
-	if err := unix.Stat(root, &st); err != nil { // the root itself may be a symlink
+	if err := unix.Lstat(root, &st); err != nil {
 		return fmt.Errorf("stat: %w", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
