@@ -139,6 +139,9 @@ func runArgs(c *instructions.RunCommand) ([]string, []InlineFile, error) {
 	if !strings.HasPrefix(data, "#!") {
 		return []string{data}, nil, nil
 	}
+	if f.Name == "" || f.Name == "." || f.Name == ".." || strings.Contains(f.Name, "/") {
+		return nil, nil, fmt.Errorf("heredoc name %q: not usable as a file name", f.Name)
+	}
 	p := path.Join(heredocDir, f.Name)
 	return []string{p}, []InlineFile{{Path: p, Data: data, Mode: 0o755}}, nil
 }
