@@ -63,8 +63,8 @@ func TestExplain(t *testing.T) {
 	want = []string{
 		"[2/5] WORKDIR /app: cached",
 		"[3/5] COPY conf/ ./conf/: input changed: conf/a (content)",
-		"[4/5] RUN cat conf/a > /app/joined && echo built >> /app/joined: parent changed (step 2 was rebuilt)",
-		"[5/5] COPY VERSION /app/VERSION: parent changed (step 3 was rebuilt)",
+		"[4/5] RUN cat conf/a > /app/joined && echo built >> /app/joined: parent changed (step 3 was rebuilt)",
+		"[5/5] COPY VERSION /app/VERSION: parent changed (step 4 was rebuilt)",
 	}
 	if !equal(got, want) {
 		t.Errorf("explain after an edit:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

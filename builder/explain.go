@@ -88,7 +88,8 @@ func (bd *build) loadPrevious() {
 }
 
 // buildLog is this build as the cache keeps it for the next explain:
-// every filesystem step with its key and parts, hit or not. After a
+// every filesystem step with its key and parts, hit or not, numbered as
+// progress output numbers it ("step 3/4" of its stage, FROM being 1). After a
 // failure the steps that did not run are in it too, with the keys they
 // would have had ("record what was computed"): the next build can then
 // say what changed since.
@@ -102,7 +103,7 @@ func (bd *build) buildLog() cache.Build {
 			stage = strconv.Itoa(s.Index)
 		}
 		sl := cache.StepLog{
-			Index: sr.seq, Total: len(bd.steps), Stage: stage, Line: sr.step.Location.Start,
+			Index: sr.num, Total: sr.stage.total, Stage: stage, Line: sr.step.Location.Start,
 			Text: sr.step.Original, Key: sr.key, Parts: sr.parts, Cached: sr.hit, NoCache: sr.forced,
 		}
 		if sr.link {

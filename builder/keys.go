@@ -17,7 +17,7 @@ import (
 type stepRun struct {
 	step  *Step
 	stage *stageRun
-	seq   int // 1-based among the build's filesystem steps (build logs)
+	seq   int // 1-based position among the build's filesystem steps (build log order)
 	num   int // 1-based among the stage's steps as BuildKit counts them (FROM is 1)
 
 	parent cache.Parent // the state the step runs on
