@@ -102,14 +102,20 @@ func (c *contextScans) save() {
 // put records a selected listing and returns its digest; with store it is
 // also stored in the cache (content-addressed; a no-op when it is there).
 func (c *contextScans) put(files []cache.File, store bool) (v1.Hash, error) {
-	id := cache.Digest(files)
+	var id v1.Hash
+	var err error
+	if store {
+		id, err = c.b.cache.PutFiles(files) // digests them too
+	} else {
+		id = cache.Digest(files)
+	}
+	if err != nil {
+		return id, err
+	}
 	c.mu.Lock()
 	c.listings[id] = files
 	c.mu.Unlock()
-	if !store {
-		return id, nil
-	}
-	return c.b.cache.PutFiles(files)
+	return id, nil
 }
 
 // Files implements cache.ListingSource: this build's listings first, then
