@@ -75,10 +75,15 @@ type build struct {
 	finished []StepResult // in the order steps finished
 	runs     []*stepRun   // the stepRun of each finished entry (nil: config-only)
 	cleanups []string     // temp dirs to remove when the build ends
+	saving   chan struct{} // closed when the stat caches are written back
 }
 
-// close removes the build's temp dirs (downloads of ADD).
+// close waits for the stat caches to be saved and removes the build's
+// temp dirs (downloads of ADD).
 func (bd *build) close() {
+	if bd.saving != nil {
+		<-bd.saving
+	}
 	bd.mu.Lock()
 	dirs := bd.cleanups
 	bd.cleanups = nil
@@ -129,7 +134,13 @@ func (b *Builder) prepare(ctx context.Context, req Request, dry bool) (_ *build,
 	if err := bd.deriveKeys(ctx); err != nil {
 		return nil, err
 	}
-	bd.contexts.save()
+	// Writing back a stat cache that learned something costs tens of ms
+	// for a large context; it overlaps with the rest of the build.
+	bd.saving = make(chan struct{})
+	go func() {
+		defer close(bd.saving)
+		bd.contexts.save()
+	}()
 	if err := bd.lookup(); err != nil {
 		return nil, err
 	}

@@ -90,13 +90,14 @@ func (c *contextScans) statCache(dir string) (*cache.StatCache, error) {
 // save writes back the stat caches (each only if it learned something).
 func (c *contextScans) save() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, sc := range c.stats {
+	stats := c.stats
+	c.stats = nil
+	c.mu.Unlock()
+	for _, sc := range stats {
 		if err := sc.Save(); err != nil {
 			c.b.log.Warn("save stat cache", "err", err)
 		}
 	}
-	c.stats = nil
 }
 
 // put records a selected listing and returns its digest; with store it is
