@@ -72,9 +72,9 @@ type build struct {
 	prev     *cache.Build  // the last build of this Dockerfile, if any
 
 	mu       sync.Mutex
-	finished []StepResult // in the order steps finished
-	runs     []*stepRun   // the stepRun of each finished entry (nil: config-only)
-	cleanups []string     // temp dirs to remove when the build ends
+	finished []StepResult  // in the order steps finished
+	runs     []*stepRun    // the stepRun of each finished entry (nil: config-only)
+	cleanups []string      // temp dirs to remove when the build ends
 	saving   chan struct{} // closed when the stat caches are written back
 }
 
