@@ -10,13 +10,16 @@
 #
 # Environment: BENCHTIME (go test -benchtime, default 3x), BENCHCOUNT (go
 # test -count, default 3); MINIBUILD_BENCH_DIR (generated fixtures, kept
-# between runs; default ${TMPDIR:-/tmp}/minibuild-bench).
+# between runs; default ${TMPDIR:-/tmp}/minibuild-bench). The corpus
+# section: see scripts/bench-corpus.sh (RUNS, FAST_RUNS, PROJECTS,
+# BENCH_DEBIAN=1; data under MINIBUILD_BENCH_DATA, default
+# /var/tmp/minibuild-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-$(scripts/ensure-go.sh)}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
-SECTIONS=(layer)
+SECTIONS=(layer corpus)
 
 machine() {
 	echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -76,6 +79,16 @@ bench_layer() {
 	echo "$out" | grep -qE '^(ok|PASS)' || { echo "$out" >&2; return 1; }
 }
 
+# bench_corpus: every bench/corpus project built by bin/minibuild, cold /
+# no-op / edit / base change, the RUN true step, 03 with --jobs 1 and 2, peak
+# RSS of 07: one table against BuildKit's figures (scripts/bench-corpus.sh
+# says how; RUNS, FAST_RUNS, PROJECTS, BENCH_DEBIAN=1 for 05).
+bench_corpus() {
+	echo "== corpus: builds of bench/corpus (median of runs, against BuildKit)"
+	BENCH_COMMAND="scripts/bench.sh${ARGS:+ $ARGS}" scripts/bench-corpus.sh
+}
+
+ARGS="$*"
 run=("$@")
 [[ ${#run[@]} -gt 0 ]] || run=("${SECTIONS[@]}")
 for s in "${run[@]}"; do
