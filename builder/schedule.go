@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"slices"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -16,14 +17,35 @@ import (
 // errgroup), the first error cancels the others' context, and work (not
 // waiting) is bounded by a semaphore of Request.Jobs slots.
 type scheduler struct {
-	g   *errgroup.Group
-	ctx context.Context
-	sem *semaphore.Weighted
+	g      *errgroup.Group
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    *semaphore.Weighted
+
+	mu    sync.Mutex
+	first error // the first step failure: the build's error
 }
 
 func newScheduler(ctx context.Context, jobs int) *scheduler {
-	g, ctx := errgroup.WithContext(ctx)
-	return &scheduler{g: g, ctx: ctx, sem: semaphore.NewWeighted(int64(jobs))}
+	g, gctx := errgroup.WithContext(ctx)
+	ctx, cancel := context.WithCancel(gctx)
+	return &scheduler{g: g, ctx: ctx, cancel: cancel, sem: semaphore.NewWeighted(int64(jobs))}
+}
+
+// fail claims err as the build's failure and cancels the other
+// goroutines at once, unless the build is already failing or cancelled;
+// it reports whether err was claimed. Deciding under one lock, before the
+// failing step is reported, is what makes exactly one step of those
+// failing at the same moment the failure, and the others cancelled.
+func (s *scheduler) fail(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first != nil || s.ctx.Err() != nil {
+		return false
+	}
+	s.first = err
+	s.cancel()
+	return true
 }
 
 // spawn starts fn in the group. It takes no slot: fn may wait for other
@@ -41,7 +63,18 @@ func (s *scheduler) work(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-func (s *scheduler) wait() error { return s.g.Wait() }
+// wait waits for every goroutine and returns the claimed failure, or
+// else the first error one returned (a cancellation by the caller).
+func (s *scheduler) wait() error {
+	err := s.g.Wait()
+	s.cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first != nil {
+		return s.first
+	}
+	return err
+}
 
 // chainLayer is one layer of a filesystem chain: the blob the image
 // manifest names and the diff ID its snapshot is kept under.
@@ -167,29 +200,41 @@ func (bd *build) runStep(ctx context.Context, sched *scheduler, sr *stepRun, cha
 		bd.finish(sr, bd.stepResult(sr, v, true, v.elapsed()))
 		return sr.layer, nil
 	}
-	// Waiting for the stage a COPY --from reads is not the step's work:
-	// its vertex starts once that stage is done.
+	// Waiting for the stage a COPY --from reads, or for a job slot, is
+	// not the step's work: its vertex starts once it has both, so that
+	// progress shows as running only what runs.
 	src, err := bd.copySourceChain(ctx, sr)
 	if err != nil {
 		return nil, err
 	}
-	v := bd.begin(sr)
+	var v *vertex
 	var out *runOutput
-	if sr.step.Run != nil {
-		out = &runOutput{v: v}
-	}
 	err = sched.work(ctx, func() (err error) {
+		v = bd.begin(sr)
+		if sr.step.Run != nil {
+			out = &runOutput{v: v}
+		}
 		sr.layer, err = bd.exec(ctx, sr, chain, src, v, out)
 		return err
 	})
-	return bd.ended(sr, v, out, err)
+	if v == nil {
+		return nil, err // cancelled while waiting for a slot: it never started
+	}
+	return bd.ended(sched, sr, v, out, err)
 }
 
-// ended reports a step that did work.
-func (bd *build) ended(sr *stepRun, v *vertex, out *runOutput, err error) (*chainLayer, error) {
+// ended reports a step that did work. Only the build's first failure is
+// reported as one: a step that fails once the build is cancelled
+// (another step failed first, or the caller gave up) did not fail by
+// itself, and its vertex ends with context.Canceled.
+func (bd *build) ended(sched *scheduler, sr *stepRun, v *vertex, out *runOutput, err error) (*chainLayer, error) {
 	if err != nil {
 		err = bd.stepError(sr, err, out)
-		v.fail(err)
+		if sched.fail(err) {
+			v.fail(err)
+		} else {
+			v.fail(context.Canceled)
+		}
 		sr.failed = true
 		bd.finish(sr, bd.stepResult(sr, v, false, v.elapsed()))
 		return nil, err
@@ -244,7 +289,7 @@ func (bd *build) runLink(ctx context.Context, sched *scheduler, sr *stepRun) err
 		v := bd.begin(sr)
 		l, err := bd.execLink(ctx, sr, src, v)
 		sr.layer = l
-		_, err = bd.ended(sr, v, nil, err)
+		_, err = bd.ended(sched, sr, v, nil, err)
 		return err
 	})
 }

@@ -149,7 +149,7 @@ func (st *stageState) observe() StepEnv {
 // the instruction name uppercased.
 func (st *stageState) display(c *command) string {
 	lex := *st.p.lex
-	if c.Name() == "run" {
+	if strings.EqualFold(c.Name(), "run") { // the parser keeps the case it was written in
 		lex.RawQuotes, lex.RawEscapes, lex.SkipUnsetEnv = true, true, true
 	}
 	text := c.String()
