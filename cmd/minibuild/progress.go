@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,7 +55,7 @@ type progress struct {
 	r        renderer
 	logs     map[int]*lineBuffer
 	names    map[int]string
-	failed   int // vertex of the last Error event, 0 for none
+	failed   int // vertex of the last failure (Error event not a cancellation), 0 for none
 	finished bool
 }
 
@@ -97,9 +99,19 @@ func (p *progress) event(ev builder.Event) {
 		}
 		lb.write(ev.Data, tailLines)
 	case builder.EventError:
-		p.failed = ev.Vertex
+		if !canceled(ev) {
+			p.failed = ev.Vertex
+		}
 	}
 	p.r.event(ev)
+}
+
+// canceled reports whether an Error event ends a vertex that was stopped
+// because the build was cancelled (another step failed first, or
+// Ctrl-C), rather than one that failed: renderers show it as CANCELED,
+// like BuildKit.
+func canceled(ev builder.Event) bool {
+	return ev.Kind == builder.EventError && errors.Is(ev.Err, context.Canceled)
 }
 
 // finish ends the display; later events are dropped.

@@ -75,7 +75,11 @@ func (r *plainRenderer) event(ev builder.Event) {
 		r.close(v)
 	case builder.EventError:
 		r.flushLog(ev, v)
-		fmt.Fprintf(r.w, "#%d ERROR: %s\n", ev.Vertex, firstLine(errText(ev.Err)))
+		if canceled(ev) {
+			fmt.Fprintf(r.w, "#%d CANCELED\n", ev.Vertex)
+		} else {
+			fmt.Fprintf(r.w, "#%d ERROR: %s\n", ev.Vertex, firstLine(errText(ev.Err)))
+		}
 		r.close(v)
 	}
 }

@@ -21,9 +21,11 @@ const ttyLogLines = 6
 //	 => => # cc -c main.c
 //	 => [builder 2/4] COPY a/ ./                         0.3s
 //
-// one block per running vertex (concurrent stages show side by side),
-// redrawn every tick. A vertex that ends leaves the live area and is
-// printed once above it (" => CACHED [2/5] COPY . /app   0.0s"), so the
+// one block per running vertex, redrawn every tick: steps of concurrent
+// stages and COPY --link steps are stacked, each with its own elapsed
+// time and output. A vertex that ends leaves the live area and is printed
+// once above it (" => CACHED [2/5] COPY . /app   0.0s", "ERROR", or
+// "CANCELED" for a step stopped because another failed), so the
 // terminal's scrollback keeps the whole build. The live area is erased
 // with ANSI cursor movement and drawn in one write to avoid flicker.
 type ttyRenderer struct {
@@ -102,7 +104,11 @@ func (r *ttyRenderer) event(ev builder.Event) {
 	case builder.EventDone:
 		done = r.endLine(v, "", ev.Duration)
 	case builder.EventError:
-		done = r.endLine(v, "ERROR ", ev.Duration)
+		prefix := "ERROR "
+		if canceled(ev) {
+			prefix = "CANCELED "
+		}
+		done = r.endLine(v, prefix, ev.Duration)
 	}
 	r.draw(done)
 }
@@ -138,20 +144,27 @@ func (r *ttyRenderer) draw(above string) {
 }
 
 // liveLines is the header and a block per running vertex, fitted to the
-// terminal: every running vertex gets its line, and the output lines
-// share what rows are left.
+// terminal: concurrent vertices are stacked in start order, each with its
+// own elapsed time and last output lines. Every running vertex gets its
+// line while the terminal has rows for them (the oldest are summed up in
+// one line otherwise), and the output lines share what rows are left.
+// No line reaches the last column (see row).
 func (r *ttyRenderer) liveLines() []string {
 	cols, rows := r.size()
+	width := cols - 1
 	now := r.now()
-	out := []string{truncate(fmt.Sprintf("[+] Building %s (%d/%d)", seconds(now.Sub(r.start)), r.ended, r.seen), cols)}
+	out := []string{truncate(fmt.Sprintf("[+] Building %s (%d/%d)", seconds(now.Sub(r.start)), r.ended, r.seen), width)}
 	running := r.running
-	if avail := rows - 2; avail > 0 && len(running) > avail {
-		running = running[len(running)-avail:]
+	avail := rows - 2 // the header, and the line the cursor rests on
+	if hidden := len(running) - avail; avail > 0 && hidden > 0 {
+		hidden++ // the summary takes a row too
+		running = running[min(hidden, len(running)):]
+		out = append(out, truncate(fmt.Sprintf(" => … %d more running", hidden), width))
+		avail--
 	}
 	perVertex := ttyLogLines
 	if len(running) > 0 {
-		spare := rows - 2 - len(running)
-		perVertex = min(ttyLogLines, max(0, spare/len(running)))
+		perVertex = min(ttyLogLines, max(0, (avail-len(running))/len(running)))
 	}
 	for _, n := range running {
 		v := r.vertices[n]
@@ -165,9 +178,9 @@ func (r *ttyRenderer) liveLines() []string {
 		}
 		for _, l := range lines {
 			if s, ok := strings.CutPrefix(l, "\x00"); ok {
-				out = append(out, truncate(" => => "+s, cols))
+				out = append(out, truncate(" => => "+s, width))
 			} else {
-				out = append(out, truncate(" => => # "+l, cols))
+				out = append(out, truncate(" => => # "+l, width))
 			}
 		}
 	}
