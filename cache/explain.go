@@ -145,7 +145,10 @@ func Explain(prev, cur Parts, opts ExplainOptions) Reason {
 	if prev.Platform != cur.Platform && add(ReasonPlatform) {
 		r.Old, r.New = prev.Platform, cur.Platform
 	}
-	if !sameParent(prev.Parent, cur.Parent) {
+	// Adding or removing COPY --link keys the layer without a parent
+	// (kind none): that is the instruction's doing, which names it.
+	linkToggled := (prev.Parent.Kind == ParentNone) != (cur.Parent.Kind == ParentNone) && prev.Instruction != cur.Instruction
+	if !sameParent(prev.Parent, cur.Parent) && !linkToggled {
 		kind := ReasonParent
 		if prev.Parent.Kind != ParentStep || cur.Parent.Kind != ParentStep {
 			kind = ReasonBase

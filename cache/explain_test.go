@@ -96,7 +96,7 @@ func reasonCases() (fakeListings, []struct {
 			"instruction changed: RUN make all (was RUN --network=none make VERSION=$VERSION)", cache.ReasonInstruction},
 		{"heredoc", run(func(p *cache.Parts) { p.Instruction = "RUN <<EOF\n<<EOF\nset -e\nmake\nEOF" }),
 			run(func(p *cache.Parts) { p.Instruction = "RUN <<EOF\n<<EOF\nset -e\nmake test\nEOF" }), named,
-			`instruction changed at line 4: "make test" (was "make")`, cache.ReasonInstruction},
+			`instruction changed in heredoc EOF, line 2: "make test" (was "make")`, cache.ReasonInstruction},
 		{"stage input", run(nil), run(func(p *cache.Parts) { p.Inputs[0].Digest = hash("a2") }), named,
 			"input changed: stage deps (step 3 was rebuilt)", cache.ReasonInput},
 		{"image input", run(func(p *cache.Parts) {
@@ -162,5 +162,32 @@ func TestExplainStructured(t *testing.T) {
 	want := cache.EnvChange{Kind: cache.EnvARG, Name: "VERSION", Change: cache.Changed, Old: "1.2", New: "1.3"}
 	if len(r.Env) != 1 || r.Env[0] != want {
 		t.Errorf("Explain().Env = %+v, want [%+v]", r.Env, want)
+	}
+}
+
+// TestExplainLinkToggled: adding --link keys the layer without a parent;
+// the reason is the instruction, not a base of kind none.
+func TestExplainLinkToggled(t *testing.T) {
+	t.Parallel()
+	prev := cache.Parts{Parent: cache.StepParent(hash("a1")), Instruction: "COPY a.txt ./", Platform: "linux/amd64"}
+	cur := prev
+	cur.Parent, cur.Instruction = cache.Parent{Kind: cache.ParentNone}, "COPY --link=true a.txt ./"
+	want := "instruction changed: COPY --link=true a.txt ./ (was COPY a.txt ./)"
+	if got := cache.Explain(prev, cur, cache.ExplainOptions{}).String(); got != want {
+		t.Errorf("Explain(COPY → COPY --link) = %q, want %q", got, want)
+	}
+	if got := cache.Explain(cur, prev, cache.ExplainOptions{}).String(); got != "instruction changed: COPY a.txt ./ (was COPY --link=true a.txt ./)" {
+		t.Errorf("Explain(COPY --link → COPY) = %q", got)
+	}
+}
+
+func TestExplainHeredocLineRemoved(t *testing.T) {
+	t.Parallel()
+	prev := cache.Parts{Instruction: "RUN <<EOF\n<<EOF\nset -e\nmake\nEOF", Platform: "linux/amd64"}
+	cur := prev
+	cur.Instruction = "RUN <<EOF\n<<EOF\nset -e\nEOF"
+	want := `instruction changed in heredoc EOF, line 2: "EOF" (was "make")`
+	if got := cache.Explain(prev, cur, cache.ExplainOptions{}).String(); got != want {
+		t.Errorf("Explain(heredoc line removed) = %q, want %q", got, want)
 	}
 }

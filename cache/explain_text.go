@@ -116,14 +116,15 @@ func stepWords(s *StepRef) string {
 	return fmt.Sprintf("step %d was rebuilt", s.Index)
 }
 
-// instructionWords names the new instruction and the old one; for
-// multi-line instructions (heredocs) only the first line that differs.
+// instructionWords names the new instruction and the old one; when only
+// a heredoc body differs, the first body line that does, counted from
+// the heredoc's first line.
 func instructionWords(old, cur string) string {
 	ol, nl := strings.Split(old, "\n"), strings.Split(cur, "\n")
-	if len(ol) == 1 && len(nl) == 1 {
-		return fmt.Sprintf("instruction changed: %s (was %s)", cur, old)
+	if ol[0] != nl[0] {
+		return fmt.Sprintf("instruction changed: %s (was %s)", nl[0], ol[0])
 	}
-	for i := 0; ; i++ {
+	for i := 1; ; i++ {
 		o, n := "", ""
 		if i < len(ol) {
 			o = ol[i]
@@ -131,10 +132,37 @@ func instructionWords(old, cur string) string {
 		if i < len(nl) {
 			n = nl[i]
 		}
-		if o != n {
-			return fmt.Sprintf("instruction changed at line %d: %q (was %q)", i+1, n, o)
+		if o == n && (i < len(ol) || i < len(nl)) {
+			continue
+		}
+		name, line, ok := heredocLine(nl, i)
+		if !ok {
+			name, line, ok = heredocLine(ol, i) // a body line was removed
+		}
+		if ok {
+			return fmt.Sprintf("instruction changed in heredoc %s, line %d: %q (was %q)", name, line, n, o)
+		}
+		return fmt.Sprintf("instruction changed at line %d: %q (was %q)", i+1, n, o)
+	}
+}
+
+// heredocLine says which heredoc body line of an instruction text
+// (Instruction.String: "<<NAME", the body, NAME) line i is.
+func heredocLine(lines []string, i int) (name string, line int, ok bool) {
+	for j := 1; j < len(lines) && j <= i; j++ {
+		switch l := lines[j]; {
+		case name == "" && strings.HasPrefix(l, "<<"):
+			name, line = l[2:], 0
+		case name != "" && l == name:
+			name = ""
+		case name != "":
+			line++
 		}
 	}
+	if i >= len(lines) || name == "" || line == 0 {
+		return "", 0, false
+	}
+	return name, line, true
 }
 
 // String is "ARG VERSION changed 1.2 → 1.3", "ENV DEBUG added: 1",

@@ -62,6 +62,8 @@ type keyOptions struct {
 	buildContexts []string
 	platform      string
 	noCacheFilter []string
+	noCache       bool   // keys are looked up, but every step misses
+	network       string // RUN's network is part of its key
 }
 
 // buildOptions are the flags of the build command.
@@ -69,9 +71,7 @@ type buildOptions struct {
 	keyOptions
 	tags         []string
 	labels       []string
-	noCache      bool
 	pull         pullFlag
-	network      string
 	jobs         int
 	outputs      []string
 	push         bool
@@ -96,6 +96,8 @@ func addKeyFlags(fs *pflag.FlagSet, k *keyOptions) {
 	fs.StringArrayVar(&k.buildContexts, "build-context", nil, "extra build context NAME=DIR|oci-layout://PATH[:TAG]|docker-image://REF (repeatable)")
 	fs.StringVar(&k.platform, "platform", "", "target platform os/arch[/variant] (default: the host's)")
 	fs.StringSliceVar(&k.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (names or indexes; repeatable, comma-separated)")
+	fs.BoolVar(&k.noCache, "no-cache", false, "run every step, using no cached result")
+	fs.StringVar(&k.network, "network", "host", "network of RUN steps: host or none")
 }
 
 // addBuildFlags makes cmd a build command: the root command builds too, so
@@ -125,10 +127,8 @@ func bindBuildFlags(fs *pflag.FlagSet) *buildOptions {
 	addKeyFlags(fs, &o.keyOptions)
 	fs.StringArrayVarP(&o.tags, "tag", "t", nil, "name the image NAME[:TAG] in the store (repeatable)")
 	fs.StringArrayVar(&o.labels, "label", nil, "add label KEY=VALUE to the image (repeatable)")
-	fs.BoolVar(&o.noCache, "no-cache", false, "run every step, using no cached result")
 	fs.Var(&o.pull, "pull", "when to fetch FROM images from their registry: missing, always or never (--pull alone: always)")
 	fs.Lookup("pull").NoOptDefVal = string(builder.PullAlways)
-	fs.StringVar(&o.network, "network", "host", "network of RUN steps: host or none")
 	fs.IntVar(&o.jobs, "jobs", 0, "stages and COPY --link steps to run at once (default: the number of CPUs)")
 	fs.StringArrayVarP(&o.outputs, "output", "o", nil, "also write the image here: type=oci|docker,dest=FILE, type=local,dest=DIR, DIR, type=registry (repeatable)")
 	fs.BoolVar(&o.push, "push", false, "push the image to the registry of every -t name")
@@ -204,6 +204,15 @@ func (k *keyOptions) request(dir string, stdin io.Reader, env environ) (req buil
 			req.NoCacheFilter = append(req.NoCacheFilter, s)
 		}
 	}
+	req.NoCache = k.noCache
+	switch k.network {
+	case "host", "default", "":
+		req.Network = "host"
+	case "none":
+		req.Network = "none"
+	default:
+		return req, cleanup, &usageError{fmt.Errorf("--network %q: want host or none", k.network)}
+	}
 	if k.file == "-" {
 		path, err := dockerfileFromStdin(stdin)
 		if err != nil {
@@ -226,19 +235,10 @@ func (o *buildOptions) request(dir string, stdin io.Reader, env environ) (builde
 		return req, func() {}, &usageError{err}
 	}
 	req.Tags = o.tags
-	req.NoCache = o.noCache
 	req.Pull = builder.PullPolicy(o.pull)
 	req.Push = o.push
 	if req.Labels, err = parsePairs("--label", o.labels, true); err != nil {
 		return fail(err)
-	}
-	switch o.network {
-	case "host", "default", "":
-		req.Network = "host"
-	case "none":
-		req.Network = "none"
-	default:
-		return fail(fmt.Errorf("--network %q: want host or none", o.network))
 	}
 	if o.jobs < 0 {
 		return fail(fmt.Errorf("--jobs %d: want 0 (the number of CPUs) or more", o.jobs))

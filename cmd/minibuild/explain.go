@@ -30,8 +30,9 @@ USER, SHELL), the content and metadata of the files it reads (never their
 modification times) and the platform. Once a step misses, every later step
 of its stage misses too, because its parent changed.
 
-Use the same --build-arg, --target, --build-context, --platform and
---no-cache-filter as the build you want to predict. "minibuild build
+Use the same --build-arg, --target, --build-context, --platform,
+--network, --no-cache and --no-cache-filter as the build you want to
+predict. "minibuild build
 --explain" prints the same after a real build; --json is for tools.`
 
 func newExplainCmd(a *app) *cobra.Command {
