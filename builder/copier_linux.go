@@ -20,7 +20,8 @@ import (
 // It implements BuildKit's semantics (fsutil's copy): a directory source
 // has its contents copied; a file goes into an existing directory or
 // becomes the destination path; missing parents are created with mode
-// 0755 (the octal --chmod, if any) owned by the --chown owner or root;
+// 0755 (the octal --chmod, if any, except for --link) owned by the
+// --chown owner or root;
 // source modes, times, xattrs, hardlinks and symlinks are kept; owners are
 // 0:0 for the build context and kept for --from, unless --chown; --chmod
 // applies to every copied file and directory; ADD extracts local archives
@@ -113,7 +114,11 @@ type inodeKey struct{ dev, ino uint64 }
 func copyRequest(ctx context.Context, dst *rootFS, req CopyRequest) (err error) {
 	op := req.Op
 	c := &copier{ctx: ctx, dst: dst, tree: req.Src, op: op, dirPerm: 0o755, ignore: &ignoreMatcher{}}
-	if op.Chmod != nil {
+	// A --link layer's parents stand for whatever the base has there
+	// (they replace its metadata in the image): /opt or /etc made 0600 by
+	// "--chmod=0600" would break the image, so they keep the default.
+	// BuildKit never meets this case: it drops --link when --chmod is set.
+	if op.Chmod != nil && !op.Link {
 		if perm, ok := op.Chmod.Octal(); ok {
 			c.dirPerm = uint32(perm)
 		}

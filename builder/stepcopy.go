@@ -60,8 +60,9 @@ func (bd *build) execCopy(ctx context.Context, sr *stepRun, chain, src []chainLa
 // execLink builds a COPY --link layer: the sources copied into an empty
 // directory, which is the layer. Nothing below it is visible: the
 // destination's symlinks in the base are not followed, and the parent
-// directories it creates get default modes (0755, root), whatever the
-// base has there.
+// directories it creates get default modes (0755 even with --chmod;
+// owned by root, or the --chown owner), whatever the base has there
+// (docs/link.md).
 func (bd *build) execLink(ctx context.Context, sr *stepRun, src []chainLayer, v *vertex) (_ *chainLayer, err error) {
 	req, err := bd.copyRequest(ctx, sr)
 	if err != nil {
