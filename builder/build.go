@@ -48,6 +48,12 @@ func (b *Builder) Build(ctx context.Context, req Request) (*Result, error) {
 	if err := bd.writeOutputs(ctx, res); err != nil {
 		return res, err
 	}
+	if err := bd.push(ctx, res); err != nil {
+		return res, err
+	}
+	if err := bd.exportCaches(ctx); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
@@ -141,6 +147,7 @@ func (b *Builder) prepare(ctx context.Context, req Request, dry bool) (_ *build,
 		defer close(bd.saving)
 		bd.contexts.save()
 	}()
+	bd.importCaches(ctx)
 	if err := bd.lookup(); err != nil {
 		return nil, err
 	}
@@ -153,8 +160,7 @@ func (b *Builder) prepare(ctx context.Context, req Request, dry bool) (_ *build,
 }
 
 // checkRequest refuses requests the engine cannot honour before any work:
-// unknown compressions, networks and outputs, and the features whose
-// wiring is still to come (--push, registry outputs, shared caches).
+// unknown compressions, networks, outputs and shared caches.
 func (bd *build) checkRequest() error {
 	comp, err := layer.ParseCompression(cmpOr(bd.req.Compression, string(layer.Gzip)))
 	if err != nil {
@@ -173,13 +179,7 @@ func (bd *build) checkRequest() error {
 	if err := checkOutputs(bd.req); err != nil {
 		return err
 	}
-	// TODO(registry): --cache-from/--cache-to (records and layers as an
-	// OCI artifact, oci.PushArtifact/FetchArtifact) plug in here: import
-	// before lookup, export after saveLog.
-	if len(bd.req.CacheFrom) > 0 || len(bd.req.CacheTo) > 0 {
-		return fmt.Errorf("shared build cache (--cache-from, --cache-to): %w yet", ErrUnsupported)
-	}
-	return nil
+	return checkCacheSpecs(bd.req)
 }
 
 func cmpOr(s, def string) string {
@@ -202,6 +202,9 @@ func dockerfileName(req Request) string {
 // slot). The first failure cancels the rest; its error is the one
 // returned.
 func (bd *build) execute(ctx context.Context) error {
+	if err := bd.fetchLayers(ctx); err != nil {
+		return err
+	}
 	sched := newScheduler(ctx, bd.jobs)
 	for _, sr := range bd.order {
 		sched.spawn(func(ctx context.Context) error { return bd.runStage(ctx, sched, sr) })

@@ -41,7 +41,8 @@
 // [Builder.Build] runs in three phases; the orchestrating code is
 // build.go, one file per concern around it (keys.go, context.go,
 // schedule.go, snapshot.go, stepcopy.go, steprun.go, commit.go, image.go,
-// output.go, explain.go, lint.go, prune.go, runimage.go).
+// output.go, explain.go, lint.go, prune.go, runimage.go, registry.go,
+// registry_fetch.go, cacheshare.go).
 //
 //  1. Keys first (keys.go, context.go). Every filesystem step's key is
 //     derived before anything runs, following docs/cache.md: parent =
@@ -86,6 +87,32 @@
 // ([Builder.Explain], Result.Steps[].Reason) is rewritten only when it
 // changes.
 //
+// # Registries
+//
+// Bases named by FROM and COPY --from resolve through
+// oci.Store.ResolveBase under Request.Pull: with "missing" a base the
+// store has costs no request, so a no-op rebuild works offline. A pull is
+// lazy (manifest and config only; registry.go): layer bytes are fetched
+// when something reads them. Before execution, fetchLayers
+// (registry_fetch.go) works out which layers known only remotely the
+// build will read — the chain below each step that runs, the source of a
+// COPY --from that runs, every layer for a local or archive output — and
+// fetches them in parallel; a fully cached build that stores or pushes its
+// image fetches none. --push and --output type=registry push every -t name
+// after the other outputs (oci.Store.Push: only missing blobs, mounted
+// from the repositories the store knows have them).
+//
+// Shared caches (cacheshare.go): --cache-from imports, before the
+// lookups, the records of the cache whose keys this build needs and the
+// local cache cannot answer (an imported record is kept only if its parts
+// hash to its key, cache.DecodeExport); their layers stay in the cache's
+// repository. --cache-to exports, last, the records of the target's chain
+// (mode=min) or of every step (mode=max) and their layers as an OCI
+// artifact (docs/cache.md, "Shared cache format"). A cache that cannot be
+// read is a warning; a cached layer that cannot be fetched turns its hit
+// into a miss; a cache that cannot be written fails the build unless
+// ignore-error=true.
+//
 // # Concurrency and failure
 //
 // Progress events are delivered one at a time, in order, numbered like
@@ -100,9 +127,8 @@
 // # What it does not own
 //
 // Tar format and layer digests (package layer), mounts and RUN's process
-// (package exec), the image store and registries (package oci), cache key
-// hashing, records, stat caches and explanations' wording (package
-// cache), flags and output (cmd). Pushing images and sharing the cache
-// through a registry (--push, --cache-to/--cache-from) are refused up
-// front until their wiring lands; the seams are marked TODO(registry).
+// (package exec), the image store and the registry protocol (package
+// oci), cache key hashing, records, the shared cache document, stat
+// caches and explanations' wording (package cache), flags and output
+// (cmd).
 package builder

@@ -45,7 +45,7 @@ func (s *storeImages) Image(ctx context.Context, ref string, platform v1.Platfor
 		return img, nil
 	}
 	v := s.ev.internal("[internal] load metadata for " + displayRef(ref))
-	img, err := s.resolve(ctx, ref, platform)
+	img, err := s.resolve(ctx, ref, platform, v)
 	v.finish(err)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,11 @@ func displayRef(ref string) string {
 	return ref
 }
 
-func (s *storeImages) resolve(ctx context.Context, ref string, platform v1.Platform) (*BaseImage, error) {
+// resolve finds ref in the store, pulling it under the pull policy. A
+// pull is lazy: manifest and config come now, layers stay in the registry
+// until something reads them (a RUN or COPY on top of them, an output),
+// so a build whose steps are all cached downloads no layer.
+func (s *storeImages) resolve(ctx context.Context, ref string, platform v1.Platform, v *vertex) (*BaseImage, error) {
 	var desc v1.Descriptor
 	var err error
 	name := ref
@@ -76,7 +80,7 @@ func (s *storeImages) resolve(ctx context.Context, ref string, platform v1.Platf
 		if n, perr := oci.ParseName(ref); perr == nil {
 			name = n
 		}
-		desc, err = s.store.ResolveBase(ctx, ref, s.policy, oci.PullOptions{Platform: platform})
+		desc, err = s.store.ResolveBase(ctx, ref, s.policy, oci.PullOptions{Platform: platform, Lazy: true, Progress: blobReporter(v, "pulling")})
 	}
 	if err != nil {
 		return nil, baseError(ref, err)

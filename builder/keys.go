@@ -334,7 +334,8 @@ func (bd *build) readsForced(sr *stepRun) bool {
 }
 
 // lookup asks the cache for every step that may be reused. A record
-// whose layer blob is gone (pruned) is a miss.
+// whose layer blob is gone (pruned, and not known in a registry) is a
+// miss.
 func (bd *build) lookup() error {
 	for _, sr := range bd.steps {
 		if sr.forced {
@@ -347,9 +348,9 @@ func (bd *build) lookup() error {
 		if !found {
 			continue
 		}
-		// TODO(registry): a layer known only remotely (a shared cache's
-		// lazy blob) will count as available once --cache-from lands.
-		if l := layerOf(rec.Layer); l != nil && !bd.b.store.HasBlob(l.desc.Digest) {
+		// A layer known only remotely (an imported cache's, a lazy
+		// base's) counts: it is fetched if something reads it.
+		if l := layerOf(rec.Layer); l != nil && !bd.b.layerAvailable(l.desc.Digest) {
 			bd.b.log.Info("cache record names a missing layer; rebuilding", "key", sr.key.String(), "layer", l.desc.Digest.String())
 			continue
 		}

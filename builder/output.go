@@ -17,11 +17,8 @@ func checkOutputs(req Request) error {
 	if err := checkTags(req.Tags); err != nil {
 		return err
 	}
-	// TODO(registry): --push and type=registry push every tag with
-	// oci.Store.Push once the registry wiring lands; until then they are
-	// refused up front rather than after a build.
-	if req.Push {
-		return fmt.Errorf("--push: %w yet", ErrUnsupported)
+	if req.pushing() && len(req.Tags) == 0 {
+		return errors.New("--push and type=registry need a name to push to (-t)")
 	}
 	for _, o := range req.Outputs {
 		switch o.Type {
@@ -29,8 +26,7 @@ func checkOutputs(req Request) error {
 			if o.Dest == "" && (o.Writer == nil || o.Type == "local") {
 				return fmt.Errorf("output type=%s: no dest", o.Type)
 			}
-		case "registry":
-			return fmt.Errorf("output type=registry: %w yet", ErrUnsupported)
+		case "registry": // pushed after the other outputs (registry.go)
 		default:
 			return fmt.Errorf("output type=%q: %w (want oci, docker or local)", o.Type, ErrUnsupported)
 		}
@@ -41,6 +37,9 @@ func checkOutputs(req Request) error {
 // writeOutputs writes the image where Request.Outputs say.
 func (bd *build) writeOutputs(ctx context.Context, res *Result) error {
 	for _, o := range bd.req.Outputs {
+		if o.Type == "registry" {
+			continue // bd.push
+		}
 		v := bd.ev.internal(fmt.Sprintf("exporting to %s", outputName(o)))
 		var err error
 		switch o.Type {
@@ -78,6 +77,10 @@ func (bd *build) saveArchive(ctx context.Context, res *Result, o Output) (err er
 	format := oci.FormatOCI
 	if o.Type == "docker" {
 		format = oci.FormatDocker
+	}
+	// An archive holds every blob: bring the layers known only remotely.
+	if err := bd.b.store.FetchImage(ctx, ref, oci.FetchOptions{Log: bd.b.log}); err != nil {
+		return err
 	}
 	if o.Writer != nil {
 		return bd.b.store.Save(ctx, ref, o.Writer, format)

@@ -85,7 +85,7 @@ func (b *Builder) choosePrune(records []cache.Record, opts PruneOptions) (keep, 
 	for _, r := range records {
 		hasLayer := r.Layer.Digest != (v1.Hash{})
 		switch {
-		case opts.All, hasLayer && !b.store.HasBlob(r.Layer.Digest):
+		case opts.All, hasLayer && !b.layerAvailable(r.Layer.Digest):
 			drop = append(drop, r)
 		case opts.KeepStorage > 0 && used+r.Layer.Size > opts.KeepStorage:
 			drop = append(drop, r)

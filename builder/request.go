@@ -110,6 +110,9 @@ type CacheSpec struct {
 	// Mode is "min" (records of the final stage's steps) or "max" (every
 	// step); --cache-to only.
 	Mode string
+	// IgnoreError makes a --cache-to that cannot be written a warning
+	// instead of the build's error (BuildKit's ignore-error=true).
+	IgnoreError bool
 }
 
 // BaseImage is an image a stage starts from or copies from, as an

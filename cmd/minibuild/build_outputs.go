@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -99,6 +100,11 @@ func parseCacheSpec(flag, s string) (builder.CacheSpec, error) {
 	}
 	to := flag == "--cache-to"
 	c := builder.CacheSpec{Type: m["type"], Ref: m["ref"], Mode: m["mode"]}
+	if v, ok := m["ignore-error"]; ok {
+		if c.IgnoreError, err = strconv.ParseBool(v); err != nil {
+			return c, &usageError{fmt.Errorf("%s %q: ignore-error=%q: want true or false", flag, s, v)}
+		}
+	}
 	// BuildKit attributes that change nothing here are accepted so CI
 	// scripts written for buildx work unchanged.
 	ignored := []string{"image-manifest", "oci-mediatypes", "ignore-error", "compression", "compression-level", "force-compression"}

@@ -46,7 +46,7 @@ func TestBuildRequest(t *testing.T) {
 			"--build-context", "src=../src", "--platform", "linux/arm64/v8", "--label", "k=v", "--label", "bare",
 			"--no-cache", "--no-cache-filter", "a,b", "--no-cache-filter", "c", "--pull", "--network", "none", "--jobs", "3", "--compression", "zstd",
 			"-o", "type=oci,dest=x.tar", "-o", "out", "--cache-from", "reg/cache", "--cache-to", "type=local,dest=cdir,mode=max",
-			"ctx",
+			"--cache-to", "type=registry,ref=reg/cache,ignore-error=true", "ctx",
 		}, builder.Request{
 			Dockerfile: "df", Context: "ctx", Target: "final", Tags: []string{"a", "b:1"},
 			BuildArgs:     map[string]string{"A": "1", "FROMENV": "e1", "E": "", "SOURCE_DATE_EPOCH": "1700000000"},
@@ -55,7 +55,7 @@ func TestBuildRequest(t *testing.T) {
 			Pull: builder.PullAlways, Network: "none", Jobs: 3, Compression: "zstd",
 			Outputs:   []builder.Output{{Type: "oci", Dest: "x.tar"}, {Type: "local", Dest: "out"}},
 			CacheFrom: []builder.CacheSpec{{Type: "registry", Ref: "reg/cache"}},
-			CacheTo:   []builder.CacheSpec{{Type: "local", Dir: "cdir", Mode: "max"}},
+			CacheTo:   []builder.CacheSpec{{Type: "local", Dir: "cdir", Mode: "max"}, {Type: "registry", Ref: "reg/cache", Mode: "min", IgnoreError: true}},
 		}},
 		{"epoch build arg wins over the environment", []string{"--build-arg", "SOURCE_DATE_EPOCH=5", "--pull=never", "."}, builder.Request{
 			Context: ".", Pull: builder.PullNever, Network: "host", Compression: "gzip", BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "5"},
@@ -120,6 +120,7 @@ func TestBuildRequestUsageErrors(t *testing.T) {
 		{"--cache-to", "type=local,src=x", "."},
 		{"--cache-to", "type=registry,ref=x,mode=all", "."},
 		{"--cache-to", `type=registry,ref="x`, "."},
+		{"--cache-to", "type=registry,ref=x,ignore-error=maybe", "."},
 		{"--compression", "lz4", "."},
 	}
 	for _, args := range tests {

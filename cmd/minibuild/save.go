@@ -29,11 +29,16 @@ FILE appears only complete; "-o -" writes to standard output.`,
 			if output == "" {
 				return &usageError{errors.New("save: -o FILE is required (-o - for standard output)")}
 			}
-			s, err := openStore(a)
+			s, err := openRegistryStore(a, nil) // lazy layers come from registries
 			if err != nil {
 				return err
 			}
 			defer func() { err = errors.Join(err, s.Close()) }()
+			// An archive holds every blob: bring the layers a lazy pull
+			// or an imported cache left in their registry.
+			if err := s.FetchImage(cmd.Context(), args[0], oci.FetchOptions{}); err != nil {
+				return err
+			}
 			if output == "-" {
 				if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 					return &usageError{errors.New("save: refusing to write an archive to a terminal")}
