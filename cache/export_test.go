@@ -152,3 +152,20 @@ func TestExportDecodeInvalid(t *testing.T) {
 		t.Errorf("DecodeExport of an empty document with an unknown field = %v, %v, %v", got, rejected, err)
 	}
 }
+
+// TestExportDoc keeps the example of docs/cache.md "Shared cache format"
+// readable: one record, kept, with the golden key of §2.
+func TestExportDoc(t *testing.T) {
+	t.Parallel()
+	doc := docExamples(t)["shared-cache"]
+	got, rejected, err := cache.DecodeExport([]byte(doc))
+	if err != nil || len(rejected) != 0 || len(got) != 1 {
+		t.Fatalf("DecodeExport(docs example) = %v, rejected %v, %v", got, rejected, err)
+	}
+	if got[0].Key.String() != goldenKey {
+		t.Errorf("docs example key = %s, want the golden %s", got[0].Key, goldenKey)
+	}
+	if got[0].Key != sampleParts().Key() {
+		t.Errorf("docs example parts differ from sampleParts")
+	}
+}
