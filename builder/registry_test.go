@@ -184,3 +184,45 @@ func TestPushNeedsTag(t *testing.T) {
 		}
 	}
 }
+
+// TestPullPolicies: missing answers from the store once the base is
+// there, always follows the tag to its new image, never refuses a base
+// the store lacks and says how to get it.
+func TestPullPolicies(t *testing.T) {
+	t.Parallel()
+	px := startProxy(t)
+	a := newRemoteEngine(t, &px.Endpoint)
+	base := px.Ref("base:1")
+	a.pushBase(base)
+
+	b := newRemoteEngine(t, &px.Endpoint)
+	dir := t.TempDir()
+	df := "FROM " + base + "\nENV A=1\n"
+	baseDigest := func(res *Result) string {
+		_, m := b.image(res.Manifest.Digest)
+		return m.Annotations["org.opencontainers.image.base.digest"]
+	}
+	first := baseDigest(b.mustBuild(dir, df, Request{}))
+
+	// The tag moves to another image.
+	next := a.mustBuild(t.TempDir(), "FROM busybox\nRUN touch /x\n", Request{Tags: []string{base}})
+	if _, err := a.store.Push(context.Background(), base, "", oci.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := px.Count("GET", testenv.KindManifest) + px.Count("HEAD", testenv.KindManifest)
+	if got := baseDigest(b.mustBuild(dir, "", Request{Pull: PullMissing})); got != first {
+		t.Errorf("--pull=missing base = %s, want the stored %s", got, first)
+	}
+	if n := px.Count("GET", testenv.KindManifest) + px.Count("HEAD", testenv.KindManifest); n != r {
+		t.Errorf("--pull=missing asked the registry %d times", n-r)
+	}
+	if got := baseDigest(b.mustBuild(dir, "", Request{Pull: PullAlways})); got != next.Manifest.Digest.String() {
+		t.Errorf("--pull=always base = %s, want the new %s", got, next.Manifest.Digest)
+	}
+
+	c := newRemoteEngine(t, &px.Endpoint)
+	_, err := c.build(t.TempDir(), df, Request{Pull: PullNever})
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "minibuild pull") {
+		t.Errorf("--pull=never without the base = %v, want ErrNotFound saying how to pull it", err)
+	}
+}
