@@ -28,6 +28,7 @@
 #               (gen/P.stamp holds gen.sh's sha256)
 #   work/P/     the project copied with its generated data (edits go here)
 #   store/      the minibuild store (--root) of the project being measured
+#   trash/      stores and work dirs of this run, deleted after all runs
 #   results/    corpus-STAMP.jsonl (one record per run), corpus-STAMP.json
 #               (summary), corpus-latest.json
 #
@@ -147,11 +148,27 @@ ensure_gen() {
 # fresh_work PROJECT: a writable copy of the project and its generated data.
 fresh_work() {
 	local p=$1
-	rm -rf "${WORK:?}/$p"
+	to_trash "$WORK/$p"
 	mkdir -p "$WORK/$p"
 	if [[ -d $GEN/$p ]]; then cp -a "$GEN/$p/." "$WORK/$p/"; fi
 	cp -a "$CORPUS/$p/." "$WORK/$p/"
 	chmod -R u+w "$WORK/$p"
+}
+
+# to_trash DIR: move DIR aside, to be deleted after all the runs: deleting
+# tens of thousands of files just before a timed build would leave the
+# disk busy and, on ext4 without a journal (this VM), make the build's
+# inode allocations skip the recently freed inodes one by one.
+to_trash() {
+	[[ -e $1 ]] || return 0
+	mkdir -p "$DATA/trash"
+	mv "$1" "$DATA/trash/$(basename "$1")-$EPOCHREALTIME"
+}
+
+# empty_trash: delete what to_trash moved aside (not timed).
+empty_trash() {
+	rm -rf "${DATA:?}/trash"
+	sync
 }
 
 # wipe: an empty store holding only the imported bases, written to disk.
@@ -159,7 +176,7 @@ wipe() {
 	if grep -qF " $STORE/" /proc/self/mountinfo; then
 		die "mounts left under $STORE: $(grep -F " $STORE/" /proc/self/mountinfo | head -3)"
 	fi
-	rm -rf "$STORE"
+	to_trash "$STORE"
 	"$MB" --root "$STORE" import "$BASES/busybox" -t busybox >/dev/null
 	if [[ $BENCH_DEBIAN == 1 ]]; then
 		"$MB" --root "$STORE" import "$BASES/debian-bookworm" -t debian:bookworm >/dev/null
@@ -485,6 +502,10 @@ main_run() {
 	BENCH_COMMAND="RUNS=$RUNS FAST_RUNS=$FAST_RUNS BENCH_DEBIAN=$BENCH_DEBIAN ${PROJECTS:+PROJECTS=\"$PROJECTS\" }${BENCH_COMMAND:-scripts/bench-corpus.sh}"
 	log "binary $MB, data $DATA, runs $RUNS/$FAST_RUNS, load $l0"
 	ensure_bases
+	empty_trash # an interrupted run's
+	local free
+	free=$(df --output=avail -BG "$DATA" | tail -n1 | tr -dc 0-9)
+	((free >= 20)) || log "warning: $free GiB free under $DATA; a full run keeps up to ~15 GiB of stores until it ends"
 	if [[ $RUN_TRUE == 1 ]]; then
 		log "RUN true: 100 steps vs 0 steps, --no-cache"
 		guarded scenario_runtrue
@@ -499,7 +520,9 @@ main_run() {
 		guarded bench_project "$p"
 		((GUARD_RC == 0)) || { log "$p: failed, going on"; record_error "$p" run "failed (see the log above)"; }
 	done
-	rm -rf "$STORE"
+	to_trash "$STORE"
+	log "deleting the stores and work dirs of the runs"
+	empty_trash
 	summarize "$RUNLOG" "$(meta_json "$l0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$start" "$(date -u +%Y-%m-%dT%H:%MZ)")" >"$RES/corpus-$stamp.json"
 	ln -sfn "corpus-$stamp.json" "$RES/corpus-latest.json"
 	log "results: $RES/corpus-$stamp.json (runs: $RUNLOG)"
