@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
@@ -20,8 +21,8 @@ import (
 // It implements BuildKit's semantics (fsutil's copy): a directory source
 // has its contents copied; a file goes into an existing directory or
 // becomes the destination path; missing parents are created with mode
-// 0755 (the octal --chmod, if any, except for --link) owned by the
-// --chown owner or root;
+// 0755 (the octal --chmod, if any; see copier.mkdirs for --link) owned by
+// the --chown owner or root;
 // source modes, times, xattrs, hardlinks and symlinks are kept; owners are
 // 0:0 for the build context and kept for --from, unless --chown; --chmod
 // applies to every copied file and directory; ADD extracts local archives
@@ -114,11 +115,7 @@ type inodeKey struct{ dev, ino uint64 }
 func copyRequest(ctx context.Context, dst *rootFS, req CopyRequest) (err error) {
 	op := req.Op
 	c := &copier{ctx: ctx, dst: dst, tree: req.Src, op: op, dirPerm: 0o755, ignore: &ignoreMatcher{}}
-	// A --link layer's parents stand for whatever the base has there
-	// (they replace its metadata in the image): /opt or /etc made 0600 by
-	// "--chmod=0600" would break the image, so they keep the default.
-	// BuildKit never meets this case: it drops --link when --chmod is set.
-	if op.Chmod != nil && !op.Link {
+	if op.Chmod != nil {
 		if perm, ok := op.Chmod.Octal(); ok {
 			c.dirPerm = uint32(perm)
 		}
@@ -265,12 +262,32 @@ func (c *copier) ensureDest() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d, err := c.dst.mkdirAll(rel, c.dirPerm, c.parentOwner())
+	d, err := c.mkdirs(rel)
 	if err != nil {
 		return "", err
 	}
 	d.close()
 	return c.dst.resolve(path.Clean(dest))
+}
+
+// mkdirs creates rel, the directory a copy goes into, and its missing
+// parents, owned by the --chown owner or root, with the mode of an octal
+// --chmod as BuildKit does (0755 without). With --link only rel takes
+// that mode: the directories above it stand for whatever the base has
+// there (the layer replaces their attributes in the image), and /opt or
+// /etc made 0600 would break it, so they are 0755 (docs/link.md). BuildKit
+// never meets this case: it drops --link when --chmod is set.
+func (c *copier) mkdirs(rel string) (*dirFD, error) {
+	parts := splitPath(rel)
+	if !c.op.Link || len(parts) < 2 {
+		return c.dst.mkdirAll(rel, c.dirPerm, c.parentOwner())
+	}
+	pd, err := c.dst.mkdirAll(strings.Join(parts[:len(parts)-1], "/"), 0o755, c.parentOwner())
+	if err != nil {
+		return nil, err
+	}
+	defer pd.close()
+	return pd.mkdirOpen(parts[len(parts)-1], c.dirPerm, c.parentOwner())
 }
 
 // parentOwner owns the directories Copy creates on the way: the --chown

@@ -42,19 +42,22 @@ func (e *engine) layerEntries(d v1.Hash) map[string]string {
 }
 
 // TestLinkLayerParents checks what a COPY --link layer holds: the
-// parents of the destination as default directories (0755, even with an
-// octal --chmod, which applies to what is copied; owned by root or the
-// --chown owner), and the destination path as directories, not through
-// the base's symlink there. A plain COPY --chmod creates missing parents
-// with the --chmod mode, like BuildKit.
+// directories above the one the copy goes into as default directories
+// (0755 even with an octal --chmod, which applies to what is copied and
+// the directory it goes into; owned by root or the --chown owner), and
+// the destination path as directories, not through the base's symlink
+// there. A plain COPY --chmod creates every missing parent with the
+// --chmod mode, like BuildKit.
 func TestLinkLayerParents(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t)
 	e.busybox()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "f"), "f\n")
+	writeFile(t, filepath.Join(dir, "d/g"), "g\n")
 	df := "FROM busybox\nRUN mkdir -p /srv/app && ln -s /srv/app /opt\n" +
 		"COPY --link --chmod=0600 f /opt/m/f\n" +
+		"COPY --link --chmod=0700 d/ /srv/x/d/\n" +
 		"COPY --link --chown=7:8 f /usr/local/x/f\n" +
 		"COPY --chmod=0600 f /plain/m/f\n"
 	res := e.mustBuild(dir, df, Request{})
@@ -64,7 +67,8 @@ func TestLinkLayerParents(t *testing.T) {
 		layer int // from the top
 		want  map[string]string
 	}{
-		{3, map[string]string{"opt/": "d 0755 0:0", "opt/m/": "d 0755 0:0", "opt/m/f": "f 0600 0:0"}},
+		{4, map[string]string{"opt/": "d 0755 0:0", "opt/m/": "d 0600 0:0", "opt/m/f": "f 0600 0:0"}},
+		{3, map[string]string{"srv/": "d 0755 0:0", "srv/x/": "d 0755 0:0", "srv/x/d/": "d 0700 0:0", "srv/x/d/g": "f 0700 0:0"}},
 		{2, map[string]string{"usr/": "d 0755 7:8", "usr/local/": "d 0755 7:8", "usr/local/x/": "d 0755 7:8", "usr/local/x/f": "f 0644 7:8"}},
 		{1, map[string]string{"plain/": "d 0600 0:0", "plain/m/": "d 0600 0:0", "plain/m/f": "f 0600 0:0"}},
 	} {

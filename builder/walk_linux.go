@@ -47,7 +47,7 @@ func (c *copier) copyTop(o origin, base string, st *unix.Stat_t) error {
 	if srcIsDir && !exists {
 		parent = target
 	}
-	pd, err := c.dst.mkdirAll(parent, c.dirPerm, c.parentOwner())
+	pd, err := c.mkdirs(parent)
 	if err != nil {
 		return err
 	}
