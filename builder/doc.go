@@ -116,11 +116,13 @@
 // # Concurrency and failure
 //
 // Progress events are delivered one at a time, in order, numbered like
-// BuildKit's vertices. The first failing step cancels the build's context:
-// running sandboxes are killed, waiting steps give up, and the error
-// returned is that first failure, a *[DockerfileError] naming the step
-// ("step 3/7 (Dockerfile:12) RUN make: exit code 2", with the exit code
-// and the output's last lines). A failed step leaves no blob, snapshot or
+// BuildKit's vertices; a step's vertex starts when the step has its job
+// slot. The first failing step cancels the build's context: running
+// sandboxes are killed, waiting steps give up, steps stopped that way end
+// with an Error event whose Err is context.Canceled (shown as CANCELED),
+// and the error returned is that first failure, a *[DockerfileError]
+// naming the step ("step 3/7 (Dockerfile:12) RUN make: exit code 2",
+// with the exit code and the output's last lines). A failed step leaves no blob, snapshot or
 // record, and no mount, process or temp dir: its upper directory is
 // deleted. Steps that finished before it keep their records.
 //
