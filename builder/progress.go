@@ -24,7 +24,9 @@ const (
 	EventCached
 	// EventDone: the vertex finished (Duration).
 	EventDone
-	// EventError: the vertex failed (Err).
+	// EventError: the vertex failed (Err), or was stopped because
+	// another step failed first or the build was cancelled (Err is then
+	// context.Canceled; only the first failure is reported as one).
 	EventError
 	// EventWarning: a non-fatal finding (Message, Location when tied to a
 	// line); Vertex is 0.
