@@ -305,9 +305,9 @@ RUN echo done > /app/done
 // each tagging its image), for 20 rounds (100 with MINIBUILD_STRESS=1);
 // every 10 rounds the cache is pruned, so that the next round makes every
 // object again, concurrently. Every build succeeds, fsck finds the store
-// sound after every round, and identical inputs give identical images:
+// sound after every round, identical inputs give identical images —
 // across processes, and across rounds for the Dockerfiles that do not
-// read the round.
+// read the round — and no process or mount is left.
 func TestConcurrentBuildsOneStore(t *testing.T) {
 	t.Parallel()
 	rounds, procs := 20, 8
@@ -351,6 +351,9 @@ func TestConcurrentBuildsOneStore(t *testing.T) {
 			seen[inputs] = digest
 		}
 		e.Fsck()
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left after the builds:\n%s", strings.Join(left, "\n"))
 	}
 }
 
