@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -12,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 const (
@@ -213,9 +217,13 @@ func (s *scanner) dir(t scanTask, buf []byte) (self *File, files []File, dirs []
 	if s.opts.Cache != nil {
 		sd = s.opts.Cache.dir(t.file.Path)
 	}
+	var cached []int // files whose Digest.Hex holds a raw stat cache digest
 	err = forEachName(fd, buf, func(n int) { files = slices.Grow(files, n) }, func(name []byte, dtype uint8) error {
 		f, what, err := s.entry(fd, t.file.Path, name, dtype, sd)
 		switch what {
+		case entryCached:
+			cached = append(cached, len(files))
+			files = append(files, f)
 		case entryFile:
 			files = append(files, f)
 		case entryDir:
@@ -226,7 +234,24 @@ func (s *scanner) dir(t scanTask, buf []byte) (self *File, files []File, dirs []
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("list %s: %w", displayPath(t.file.Path), err)
 	}
+	hexDigests(files, cached)
 	return self, files, dirs, nil
+}
+
+// hexDigests turns the raw digests the stat cache gave files[i], i in
+// cached, into hex in one allocation for the directory: they pointed
+// into the stat cache's mapped file.
+func hexDigests(files []File, cached []int) {
+	if len(cached) == 0 {
+		return
+	}
+	buf := make([]byte, 64*len(cached))
+	for k, i := range cached {
+		dst := buf[64*k : 64*k+64]
+		raw := files[i].Digest.Hex
+		hex.Encode(dst, unsafe.Slice(unsafe.StringData(raw), len(raw)))
+		files[i].Digest.Hex = unsafe.String(&dst[0], 64)
+	}
 }
 
 // entryKind says what became of a directory entry.
@@ -235,6 +260,7 @@ type entryKind int
 const (
 	entrySkipped entryKind = iota // not selected, or vanished
 	entryFile                     // returned for the listing
+	entryCached                   // entryFile, with a raw digest to hex-encode
 	entryDir                      // queued as a directory task
 	entryQueued                   // queued as a hash task
 )
@@ -308,9 +334,9 @@ func (s *scanner) queueDir(dirfd int, name string, f File, include, descend bool
 // it now, or (big files) by queueing a hash task.
 func (s *scanner) file(dirfd int, parent, name string, f File, st Stat, sd statDir) (File, entryKind, error) {
 	if s.opts.Cache != nil {
-		if d, x, ok := sd.lookup(name, f.Path, st); ok {
-			f.Digest, f.Xattrs = d, x
-			return f, entryFile, nil
+		if raw, x, ok := sd.lookup(name, f.Path, st); ok {
+			f.Digest, f.Xattrs = v1.Hash{Algorithm: "sha256", Hex: raw}, x
+			return f, entryCached, nil
 		}
 	}
 	fd, err := openAt(dirfd, name, openFileFlags)

@@ -18,12 +18,7 @@ type node struct {
 // at "name/" (so "a" < "a.txt" < "a/x", as a full-path sort would).
 func assemble(nodes map[string]*node, n int) []File {
 	out := make([]File, 0, n)
-	type item struct {
-		name  string
-		file  *File  // an entry to emit, or
-		sub   string // a subdirectory to walk (its key is name + "/")
-		slash bool
-	}
+	var order []int32 // reused: one directory's children, sorted
 	var walk func(rel string)
 	walk = func(rel string) {
 		nd := nodes[rel]
@@ -34,29 +29,48 @@ func assemble(nodes map[string]*node, n int) []File {
 		if rel != "" {
 			prefix = len(rel) + 1
 		}
-		items := make([]item, 0, len(nd.files)+2*len(nd.dirs))
-		for i := range nd.files {
-			items = append(items, item{name: nd.files[i].Path[prefix:], file: &nd.files[i]})
+		// Item i < nf is files[i]; nf+2k is subdirectory k's own entry
+		// and nf+2k+1 its contents (key "name/").
+		nf := len(nd.files)
+		item := func(i int32) (name string, slash bool) {
+			if int(i) < nf {
+				return nd.files[i].Path[prefix:], false
+			}
+			k := (int(i) - nf) / 2
+			return nd.dirs[k], (int(i)-nf)%2 == 1
 		}
-		for _, name := range nd.dirs {
-			child := joinRel(rel, name)
-			cn := nodes[child]
+		start := len(order)
+		for i := range nf {
+			order = append(order, int32(i))
+		}
+		for k, name := range nd.dirs {
+			cn := nodes[joinRel(rel, name)]
 			if cn == nil {
 				continue // vanished
 			}
 			if cn.self != nil {
-				items = append(items, item{name: name, file: cn.self})
+				order = append(order, int32(nf+2*k))
 			}
-			items = append(items, item{name: name, sub: child, slash: true})
+			order = append(order, int32(nf+2*k+1))
 		}
-		slices.SortFunc(items, func(a, b item) int { return compareKeys(a.name, a.slash, b.name, b.slash) })
-		for _, it := range items {
-			if it.file != nil {
-				out = append(out, *it.file)
-			} else {
-				walk(it.sub)
+		mine := order[start:]
+		slices.SortFunc(mine, func(a, b int32) int {
+			an, as := item(a)
+			bn, bs := item(b)
+			return compareKeys(an, as, bn, bs)
+		})
+		for j := start; j < len(order); j++ {
+			i := order[j]
+			switch name, slash := item(i); {
+			case int(i) < nf:
+				out = append(out, nd.files[i])
+			case !slash:
+				out = append(out, *nodes[joinRel(rel, name)].self)
+			default:
+				walk(joinRel(rel, name))
 			}
 		}
+		order = order[:start]
 	}
 	walk("")
 	return out

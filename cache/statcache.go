@@ -1,16 +1,20 @@
 package cache
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -45,23 +49,27 @@ func (st Stat) racy(t time.Time) bool {
 // xattrs, so an unchanged context is not re-read. It never returns a
 // digest for a file that may have changed since it was hashed: an entry
 // must match (dev, inode, mode, size, mtime, ctime) exactly and must not
-// be racy (its mtime or ctime within [RacyWindow] of the time the cache
-// was written, or later). It is safe for concurrent use; lookups of
-// loaded entries take no lock.
+// be racy (its mtime or ctime within [RacyWindow] of the time the build
+// that recorded it started, or later). It is safe for concurrent use;
+// lookups of loaded entries take no lock.
 type StatCache struct {
 	path   string
 	tmpDir string // where Save writes its temp file
 	log    *slog.Logger
-	// written is when the loaded file's session started; loaded entries
-	// are trusted only if they are not racy against it.
-	written time.Time
 	// session is when this value was loaded. Every stat it is given was
 	// taken after that, so it is the write time Save records.
 	session time.Time
 
-	// loaded is the file read at load time, used in place: records sorted
-	// by path, binary-searched (no decoding, no index to build).
-	loaded statTable
+	// The loaded file (statcache_file.go), used in place: the base
+	// segment, binary-searched, and the delta segments appended since,
+	// through a map of their latest record per path. A zero base: no
+	// usable file was loaded.
+	base   statTable
+	deltas []statTable
+	delta  map[string]deltaRef
+	// torn: a delta segment did not verify (a write cut short); the next
+	// Save rewrites the file rather than append after it.
+	torn bool
 
 	nAdded atomic.Int32 // len(added), readable without mu
 	mu     sync.Mutex
@@ -69,53 +77,92 @@ type StatCache struct {
 	dirty  bool
 }
 
+// deltaRef is a record of a delta segment.
+type deltaRef struct{ seg, i int32 }
+
 // statEntry is an entry added in this session.
 type statEntry struct {
 	st     Stat
-	hex    string // sha256, 64 hex digits
+	raw    string // sha256, 32 bytes
 	xattrs map[string]string
 }
 
 // LoadStatCache reads the stat cache at path. A missing file gives an
 // empty cache. So does a corrupt one, which is reported to the logger
 // ([WithLogger]): a stat cache is only an accelerator. The error is for
-// other read failures.
+// other read failures. The file is mapped, not read: a no-op build of a
+// large context touches no page of it but the ones it compares.
 func LoadStatCache(path string, opts ...Option) (*StatCache, error) {
 	o := makeOptions(opts)
 	c := &StatCache{path: path, tmpDir: filepath.Dir(path), log: o.log, session: time.Now(), added: map[string]*statEntry{}}
-	data, err := os.ReadFile(path)
+	data, err := mapFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load stat cache %s: %w", path, err)
 	}
-	written, table, err := openStatTable(data)
-	if err != nil {
-		c.log.Warn("ignoring corrupt stat cache", "path", path, "err", err)
-		return c, nil
+	if len(data) > 0 {
+		// Nothing handed out points into the mapping (lookups copy), so
+		// it can go with c.
+		runtime.AddCleanup(c, unmapFile, data)
 	}
-	c.written, c.loaded = written, table
+	if err := c.open(unsafe.String(unsafe.SliceData(data), len(data))); err != nil {
+		c.base, c.deltas, c.delta, c.torn = statTable{}, nil, nil, false
+		if !bytes.HasPrefix(data, []byte(statMagic[:len(statMagic)-1])) || bytes.HasPrefix(data, []byte(statMagic)) {
+			c.log.Warn("ignoring corrupt stat cache", "path", path, "err", err)
+		} // else: another format version, replaced by the next Save
+	}
 	return c, nil
+}
+
+// open wraps the segments of a loaded file.
+func (c *StatCache) open(data string) error {
+	base, rest, err := openStatTable(data, segBase)
+	if err != nil {
+		return err
+	}
+	c.base = base
+	for rest != "" {
+		t, next, err := openStatTable(rest, segDelta)
+		if err != nil {
+			c.torn = true
+			c.log.Debug("stat cache ends with a damaged segment", "path", c.path, "err", err)
+			break
+		}
+		if c.delta == nil {
+			c.delta = map[string]deltaRef{}
+		}
+		for i := range t.n {
+			c.delta[t.path(i)] = deltaRef{seg: int32(len(c.deltas)), i: int32(i)}
+		}
+		c.deltas = append(c.deltas, t)
+		rest = next
+	}
+	return nil
 }
 
 // Lookup returns the digest and xattrs recorded for the file rel if st
 // matches the recorded stat data exactly and the entry is not racy.
 func (c *StatCache) Lookup(rel string, st Stat) (v1.Hash, map[string]string, bool) {
-	return c.dir("").lookup(rel, rel, st)
+	raw, x, ok := c.dir("").lookup(rel, rel, st)
+	if !ok {
+		return v1.Hash{}, nil, false
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString([]byte(raw))}, x, true
 }
 
-// statDir is the run of loaded records below one directory.
+// statDir is the run of base records below one directory.
 type statDir struct {
 	c      *StatCache
 	prefix int // length of "dir/" (0 for the root)
 	lo, hi int
 }
 
-// dir returns the loaded records whose path starts with rel + "/" (all
-// of them for rel == "").
+// dir returns the base records whose path starts with rel + "/" (all of
+// them for rel == "").
 func (c *StatCache) dir(rel string) statDir {
-	t := &c.loaded
+	t := &c.base
 	if rel == "" {
 		return statDir{c: c, hi: t.n}
 	}
@@ -126,8 +173,9 @@ func (c *StatCache) dir(rel string) statDir {
 }
 
 // lookup is Lookup for the entry name (rel = prefix + name) of the
-// directory.
-func (d statDir) lookup(name, rel string, st Stat) (v1.Hash, map[string]string, bool) {
+// directory. raw is the sha256 (32 bytes); it may point into the mapped
+// file, so callers copy it before handing it out.
+func (d statDir) lookup(name, rel string, st Stat) (raw string, x map[string]string, ok bool) {
 	c := d.c
 	if c.nAdded.Load() > 0 {
 		c.mu.Lock()
@@ -135,18 +183,27 @@ func (d statDir) lookup(name, rel string, st Stat) (v1.Hash, map[string]string, 
 		c.mu.Unlock()
 		if ok { // added (or removed) in this session: that decides
 			if e == nil || e.st != st {
-				return v1.Hash{}, nil, false
+				return "", nil, false
 			}
-			return v1.Hash{Algorithm: "sha256", Hex: e.hex}, e.xattrs, true
+			return e.raw, e.xattrs, true
 		}
 	}
-	t := &c.loaded
+	// Each record is a fact of its own (this stat data had this digest,
+	// recorded at that time): a delta's or the base's may match.
+	if ref, ok := c.delta[rel]; ok {
+		t, i := &c.deltas[ref.seg], int(ref.i)
+		if t.stat(i) == st && !st.racy(t.written) {
+			t.markUsed(i)
+			return t.raw(i), t.xattrs(i), true
+		}
+	}
+	t := &c.base
 	i := t.search(d.lo, d.hi, d.prefix, name)
-	if i == d.hi || t.path(i)[d.prefix:] != name || t.stat(i) != st || st.racy(c.written) {
-		return v1.Hash{}, nil, false
+	if i == d.hi || t.path(i)[d.prefix:] != name || t.stat(i) != st || st.racy(t.written) {
+		return "", nil, false
 	}
 	t.markUsed(i)
-	return v1.Hash{Algorithm: "sha256", Hex: t.hex(i)}, t.xattrs(i), true
+	return t.raw(i), t.xattrs(i), true
 }
 
 // Add records that the regular file rel, with stat data st (taken before
@@ -155,8 +212,8 @@ func (d statDir) lookup(name, rel string, st Stat) (v1.Hash, map[string]string, 
 // such entries): the next session hashes that file again.
 func (c *StatCache) Add(rel string, st Stat, digest v1.Hash, xattrs map[string]string) {
 	var e *statEntry
-	if digest.Algorithm == "sha256" && len(digest.Hex) == 64 && !st.racy(c.session) {
-		e = &statEntry{st: st, hex: digest.Hex, xattrs: xattrs}
+	if raw := rawDigest(digest.Hex); digest.Algorithm == "sha256" && raw != "" && !st.racy(c.session) {
+		e = &statEntry{st: st, raw: raw, xattrs: xattrs}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -165,16 +222,32 @@ func (c *StatCache) Add(rel string, st Stat, digest v1.Hash, xattrs map[string]s
 	c.nAdded.Store(int32(len(c.added)))
 }
 
-// Save writes the cache back atomically (without fsync: after a crash the
-// file may be old or unreadable, never wrong) if anything was added since
-// it was loaded; otherwise it does nothing. Only non-racy entries used or
-// added since loading are kept, so files that were deleted or are now
-// ignored drop out.
+// Save writes back what this session learned, if anything (without
+// fsync: after a crash the file may be old or unreadable, never wrong).
+// Usually it appends one small segment with the entries added since
+// loading. When the deltas grow past an eighth of the base, when most of
+// the base went unused, or when the file was missing or damaged, it
+// rewrites the file instead, atomically, with only the non-racy entries
+// used or added since loading, so that files deleted or now ignored drop
+// out. Saving twice appends nothing new.
 func (c *StatCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty {
 		return nil
+	}
+	fresh := c.freshEntries()
+	if c.appendable(len(fresh)) {
+		if len(fresh) == 0 {
+			c.dirty = false
+			return nil
+		}
+		err := appendFile(c.path, encodeSegment(segDelta, c.session, fresh))
+		if err == nil {
+			c.dirty = false
+			return nil
+		}
+		c.log.Debug("append to stat cache; rewriting it", "path", c.path, "err", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("save stat cache %s: %w", c.path, err)
@@ -186,40 +259,110 @@ func (c *StatCache) Save() error {
 	return nil
 }
 
-// Len is the number of entries a lookup can hit.
+// appendable says whether Save may append n entries to the loaded file
+// rather than rewrite it. Called with c.mu held.
+func (c *StatCache) appendable(n int) bool {
+	if c.base.n == 0 || c.torn {
+		return false
+	}
+	deltas := n
+	for i := range c.deltas {
+		deltas += c.deltas[i].n
+	}
+	return deltas <= max(64, c.base.n/8) && 2*c.base.countUsed() > c.base.n
+}
+
+// freshEntries are the entries added in this session that Save keeps,
+// sorted by path. Called with c.mu held.
+func (c *StatCache) freshEntries() []tableEntry {
+	var list []tableEntry
+	for rel, e := range c.added {
+		if e != nil && !e.st.racy(c.session) {
+			list = append(list, tableEntry{rel: rel, st: e.st, raw: e.raw, xattrs: string(appendSortedXattrs(nil, e.xattrs))})
+		}
+	}
+	slices.SortFunc(list, func(a, b tableEntry) int { return cmp.Compare(a.rel, b.rel) })
+	return list
+}
+
+// Len is the number of paths a lookup can hit.
 func (c *StatCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.loaded.n
-	for rel, e := range c.added {
-		i := c.loaded.search(0, c.loaded.n, 0, rel)
-		old := i < c.loaded.n && c.loaded.path(i) == rel
-		switch {
-		case e != nil && !old:
+	n := 0
+	t := &c.base
+	for i := range t.n {
+		rel := t.path(i)
+		if _, ok := c.added[rel]; ok {
+			continue
+		}
+		if _, ok := c.delta[rel]; !ok {
 			n++
-		case e == nil && old:
-			n--
+		}
+	}
+	for rel := range c.delta {
+		if _, ok := c.added[rel]; !ok {
+			n++
+		}
+	}
+	for _, e := range c.added {
+		if e != nil {
+			n++
 		}
 	}
 	return n
 }
 
-// encode writes the entries to keep (see Save) as a stat cache file.
-// Called with c.mu held.
+// encode writes the entries to keep (see Save) as a file of one base
+// segment. The base is sorted already; the entries of deltas and of this
+// session are merged into it. Called with c.mu held.
 func (c *StatCache) encode() []byte {
-	var list []tableEntry
-	t := &c.loaded
+	keep := func(rel string, st Stat) bool {
+		_, replaced := c.added[rel]
+		return !replaced && !st.racy(c.session)
+	}
+	// Later sources win: deltas in order, then this session.
+	extra := c.freshEntries()
+	byPath := make(map[string]bool, len(extra))
+	for _, e := range extra {
+		byPath[e.rel] = true
+	}
+	for s := len(c.deltas) - 1; s >= 0; s-- {
+		t := &c.deltas[s]
+		for i := range t.n {
+			if rel := t.path(i); t.isUsed(i) && !byPath[rel] && keep(rel, t.stat(i)) {
+				byPath[rel] = true
+				extra = append(extra, t.entry(i))
+			}
+		}
+	}
+	slices.SortFunc(extra, func(a, b tableEntry) int { return cmp.Compare(a.rel, b.rel) })
+	t := &c.base
+	list := make([]tableEntry, 0, t.n+len(extra))
+	j := 0
 	for i := range t.n {
 		rel := t.path(i)
-		if _, replaced := c.added[rel]; !replaced && t.isUsed(i) && !t.stat(i).racy(c.session) {
-			list = append(list, tableEntry{rel: rel, st: t.stat(i), hex: t.hex(i), xattrs: t.xattrBlob(i)})
+		for ; j < len(extra) && extra[j].rel < rel; j++ {
+			list = append(list, extra[j])
+		}
+		if t.isUsed(i) && !byPath[rel] && keep(rel, t.stat(i)) {
+			list = append(list, t.entry(i))
 		}
 	}
-	for rel, e := range c.added {
-		if e != nil && !e.st.racy(c.session) {
-			list = append(list, tableEntry{rel: rel, st: e.st, hex: e.hex, xattrs: string(appendSortedXattrs(nil, e.xattrs))})
-		}
+	list = append(list, extra[j:]...)
+	return encodeSegment(segBase, c.session, list)
+}
+
+// appendFile appends data to the existing file path in one write.
+// Concurrent appenders do not interleave within a write on a local
+// filesystem; a torn segment fails its checksum and ends the file's
+// usable part.
+func appendFile(path string, data []byte) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
 	}
-	slices.SortFunc(list, func(a, b tableEntry) int { return cmp.Compare(a.rel, b.rel) })
-	return encodeStatTable(c.session, list)
+	defer func() { err = errors.Join(err, f.Close()) }()
+	_, err = f.Write(data)
+	return err
 }

@@ -2,38 +2,54 @@ package cache
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash/crc32"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
 )
 
-// The stat cache file is used in place after one read: a header, fixed
-// size records sorted by path, a string area, and a CRC-32C of all of it.
-// A checksum, not a digest: it detects torn or damaged files; the store
+// The stat cache file is a sequence of segments, each used in place after
+// the file is mapped: the first (the base) holds records sorted by path;
+// later ones (deltas) were appended by builds that learned a few entries,
+// so that a build after a small edit writes a few hundred bytes instead
+// of rewriting every entry. A full rewrite (compaction) makes one base
+// segment again. Each segment ends with a CRC-32C of its bytes: a
+// checksum, not a digest: it detects torn or damaged files; the store
 // directory is private (0700), so forgery is out of scope.
 //
-//	header  magic[16] | written int64 (ns) | count uint32 | reserved uint32
-//	record  pathOff pathLen xattrOff xattrLen mode reserved (uint32 each)
-//	        dev ino size mtime ctime (64-bit each) | sha256 as 64 hex digits
-//	strings paths and xattr blobs (uvarint n, then n × uvarint-framed name, value)
-//	trailer crc32c uint32
+//	segment  header | records | strings | crc32c uint32
+//	header   magic[16] | written int64 (ns) | count uint32 | size uint32 (whole
+//	         segment) | kind uint32 (0 base, 1 delta) | reserved uint32
+//	record   pathOff pathLen xattrOff xattrLen mode reserved (uint32 each;
+//	         offsets from the segment start) | dev ino size mtime ctime
+//	         (64-bit each) | sha256, 32 bytes
+//	strings  paths and xattr blobs (uvarint n, then n × uvarint-framed name, value)
 //
-// Integers are little-endian. The digest is stored as hex so a hit hands
-// out a substring of the file instead of encoding one.
+// Integers are little-endian. Every entry of a segment was recorded by
+// the build that wrote the segment ("written" is when it started) and is
+// trusted only if it is not racy against that time.
 const (
-	statMagic  = "minibuild-stat-2"
-	statHeader = 32
-	statRecord = 128
+	statMagic  = "minibuild-stat-3"
+	statHeader = 40
+	statRecord = 96
 )
 
-// statTable is a loaded stat cache file, read in place.
+// Segment kinds.
+const (
+	segBase  = 0 // records sorted by path, binary-searched
+	segDelta = 1 // appended records, looked up through a map
+)
+
+// statTable is one loaded segment, read in place.
 type statTable struct {
-	data string // the whole file; strings handed out point into it
-	n    int
+	data    string // the segment without its checksum
+	n       int
+	written time.Time
 	// used marks the records looked up in this session (a bitmap).
 	used []atomic.Uint32
 }
@@ -42,42 +58,47 @@ type statTable struct {
 type tableEntry struct {
 	rel    string
 	st     Stat
-	hex    string
+	raw    string // sha256, 32 bytes
 	xattrs string // blob form
 }
 
 func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
-// openStatTable checks a stat cache file and wraps it. data must not be
-// modified afterwards.
-func openStatTable(data []byte) (time.Time, statTable, error) {
-	if len(data) < statHeader+4 || string(data[:len(statMagic)]) != statMagic {
-		return time.Time{}, statTable{}, errors.New("not a stat cache")
+// openStatTable checks the segment at the start of data and wraps it; it
+// returns the rest of data. data must not be modified afterwards.
+func openStatTable(data string, kind uint32) (statTable, string, error) {
+	if len(data) < statHeader+4 || data[:len(statMagic)] != statMagic {
+		return statTable{}, "", errors.New("not a stat cache segment")
 	}
-	body := data[:len(data)-4]
-	if crc32.Checksum(body, castagnoli()) != binary.LittleEndian.Uint32(data[len(body):]) {
-		return time.Time{}, statTable{}, errors.New("checksum mismatch")
+	n, size := int(le32(data, 24)), int(le32(data, 28))
+	if le32(data, 32) != kind {
+		return statTable{}, "", errors.New("unexpected segment kind")
 	}
-	written := time.Unix(0, int64(binary.LittleEndian.Uint64(data[16:])))
-	n := int(binary.LittleEndian.Uint32(data[24:]))
+	if size < statHeader+4 || size > len(data) {
+		return statTable{}, "", errors.New("segment exceeds the file")
+	}
+	body := data[:size-4]
+	if crc32.Checksum(unsafe.Slice(unsafe.StringData(body), len(body)), castagnoli()) != le32(data, size-4) {
+		return statTable{}, "", errors.New("checksum mismatch")
+	}
 	strStart := statHeader + n*statRecord
 	if n > len(body)/statRecord || strStart > len(body) {
-		return time.Time{}, statTable{}, errors.New("record table exceeds the file")
+		return statTable{}, "", errors.New("record table exceeds the segment")
 	}
-	t := statTable{data: unsafe.String(&data[0], len(body)), n: n, used: make([]atomic.Uint32, (n+31)/32)}
+	t := statTable{data: body, n: n, written: time.Unix(0, int64(le64(data, 16))), used: make([]atomic.Uint32, (n+31)/32)}
 	inStrings := func(off, length uint32) bool {
 		return int(off) >= strStart && int(off)+int(length) <= len(body)
 	}
 	for i := range n {
 		r := t.record(i)
 		if !inStrings(le32(r, 0), le32(r, 4)) || !inStrings(le32(r, 8), le32(r, 12)) {
-			return time.Time{}, statTable{}, errors.New("record points outside the file")
+			return statTable{}, "", errors.New("record points outside the segment")
 		}
-		if i > 0 && t.path(i) <= t.path(i-1) {
-			return time.Time{}, statTable{}, errors.New("records out of order")
+		if kind == segBase && i > 0 && t.path(i) <= t.path(i-1) {
+			return statTable{}, "", errors.New("records out of order")
 		}
 	}
-	return written, t, nil
+	return t, data[size:], nil
 }
 
 func le32(s string, off int) uint32 {
@@ -111,15 +132,18 @@ func (t *statTable) stat(i int) Stat {
 	}
 }
 
-func (t *statTable) hex(i int) string { return t.record(i)[64:128] }
+// raw is the record's sha256, 32 bytes, pointing into the file: callers
+// copy it (hex-encode it) before handing it out.
+func (t *statTable) raw(i int) string { return t.record(i)[64:96] }
 
-// xattrs decodes a record's xattrs (nil when it has none).
+// xattrs decodes a record's xattrs (nil when it has none) into strings of
+// their own: nothing handed out points into the file.
 func (t *statTable) xattrs(i int) map[string]string {
 	blob := t.xattrBlob(i)
 	if blob == "" {
 		return nil
 	}
-	d := &decoder{s: blob}
+	d := &decoder{s: strings.Clone(blob)}
 	x := d.xattrs()
 	if d.err != nil {
 		return nil
@@ -150,8 +174,25 @@ func (t *statTable) markUsed(i int) {
 
 func (t *statTable) isUsed(i int) bool { return t.used[i/32].Load()&(1<<(i%32)) != 0 }
 
-// encodeStatTable writes entries (sorted by path) as a stat cache file.
-func encodeStatTable(written time.Time, entries []tableEntry) []byte {
+// countUsed is the number of records marked used.
+func (t *statTable) countUsed() int {
+	n := 0
+	for i := range t.used {
+		for w := t.used[i].Load(); w != 0; w &= w - 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// entry returns record i as an entry to write again (its strings point
+// into the file: encode them before the file is released).
+func (t *statTable) entry(i int) tableEntry {
+	return tableEntry{rel: t.path(i), st: t.stat(i), raw: t.raw(i), xattrs: t.xattrBlob(i)}
+}
+
+// encodeSegment writes entries (sorted by path for a base) as a segment.
+func encodeSegment(kind uint32, written time.Time, entries []tableEntry) []byte {
 	strStart := statHeader + len(entries)*statRecord
 	size := strStart + 4
 	for _, e := range entries {
@@ -161,6 +202,8 @@ func encodeStatTable(written time.Time, entries []tableEntry) []byte {
 	copy(b, statMagic)
 	binary.LittleEndian.PutUint64(b[16:], uint64(written.UnixNano()))
 	binary.LittleEndian.PutUint32(b[24:], uint32(len(entries)))
+	binary.LittleEndian.PutUint32(b[28:], uint32(size))
+	binary.LittleEndian.PutUint32(b[32:], kind)
 	for i, e := range entries {
 		r := b[statHeader+i*statRecord:]
 		binary.LittleEndian.PutUint32(r[0:], uint32(len(b)))
@@ -175,9 +218,22 @@ func encodeStatTable(written time.Time, entries []tableEntry) []byte {
 		binary.LittleEndian.PutUint64(r[40:], uint64(e.st.Size))
 		binary.LittleEndian.PutUint64(r[48:], uint64(e.st.Mtime))
 		binary.LittleEndian.PutUint64(r[56:], uint64(e.st.Ctime))
-		copy(r[64:128], e.hex)
+		copy(r[64:96], e.raw)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli()))
+}
+
+// rawDigest is the 32 bytes of a sha256 given as 64 hex digits ("" if it
+// is not one).
+func rawDigest(hexDigits string) string {
+	var raw [32]byte
+	if len(hexDigits) != 64 {
+		return ""
+	}
+	if _, err := hex.Decode(raw[:], []byte(hexDigits)); err != nil {
+		return ""
+	}
+	return string(raw[:])
 }
 
 // appendSortedXattrs is appendXattrs with names in order, so equal maps

@@ -28,7 +28,10 @@ func digestOf(s string) v1.Hash { return sha256Hash([]byte(s)) }
 // long after now, so files written by the test are not racy.
 func ageCache(c *StatCache) {
 	c.session = time.Now().Add(time.Hour)
-	c.written = c.session
+	c.base.written = c.session
+	for i := range c.deltas {
+		c.deltas[i].written = c.session
+	}
 }
 
 func loadStat(t *testing.T, path string) *StatCache {
@@ -130,7 +133,7 @@ func TestStatCacheRacyRuleIsTheGuard(t *testing.T) {
 func TestStatCacheExactMatch(t *testing.T) {
 	t.Parallel()
 	base := Stat{Dev: 1, Ino: 2, Mode: 0o100644, Size: 5, Mtime: 1e18, Ctime: 1e18}
-	c := &StatCache{added: map[string]*statEntry{}, session: time.Unix(0, 2e18), written: time.Unix(0, 2e18)}
+	c := &StatCache{added: map[string]*statEntry{}, session: time.Unix(0, 2e18)}
 	c.Add("f", base, digestOf("x"), map[string]string{"user.a": "1"})
 	d, x, ok := c.Lookup("f", base)
 	if !ok || d != digestOf("x") || x["user.a"] != "1" {
