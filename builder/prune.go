@@ -76,18 +76,23 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 
 // choosePrune splits records into kept and dropped: unusable ones (layer
 // blob gone) always go; with All everything goes; with KeepStorage the
-// least recently used go once the kept layers reach the budget.
+// most recently used are kept while their layers fit the budget, and
+// every record used less recently than the first that does not fit goes
+// too (least recently used first, like BuildKit's --keep-storage: a
+// small old record never outlives a bigger, more recent one).
 func (b *Builder) choosePrune(records []cache.Record, opts PruneOptions) (keep, drop []cache.Record) {
 	slices.SortFunc(records, func(x, y cache.Record) int {
 		return cmp.Or(y.LastUsed.Compare(x.LastUsed), cmp.Compare(x.Key.Hex, y.Key.Hex))
 	})
 	var used int64
+	full := false
 	for _, r := range records {
 		hasLayer := r.Layer.Digest != (v1.Hash{})
 		switch {
 		case opts.All, hasLayer && !b.layerAvailable(r.Layer.Digest):
 			drop = append(drop, r)
-		case opts.KeepStorage > 0 && used+r.Layer.Size > opts.KeepStorage:
+		case opts.KeepStorage > 0 && (full || used+r.Layer.Size > opts.KeepStorage):
+			full = true
 			drop = append(drop, r)
 		default:
 			used += r.Layer.Size

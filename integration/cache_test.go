@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // buildSteps builds the context ctx with args and returns its filesystem
@@ -200,6 +201,33 @@ func countDir(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// TestPruneKeepStorage: --keep-storage keeps the most recently used
+// records that fit and removes the others, least recently used first.
+func TestPruneKeepStorage(t *testing.T) {
+	t.Parallel()
+	e := newBuildEnv(t, busyboxArchive(t))
+	for _, name := range []string{"old", "new"} {
+		writeContext(t, e.Path(name), map[string]string{"Dockerfile": pruneDockerfile, "a.txt": name + "\n", "b.txt": name + " b\n"})
+		e.MustRunIn(e.Path(name), "build", "--progress=quiet", "-t", name, ".")
+		time.Sleep(10 * time.Millisecond) // distinct last-use times
+	}
+	// Each build's layers take ~300 kB: 400 kB keeps the newer build. The
+	// older build's small COPY layers would fit too, but they were used
+	// less recently than its big RUN layer, which does not.
+	out := e.MustRun("prune", "--keep-storage", "400kB")
+	if !strings.Contains(out, "Deleted 3 cache records") {
+		t.Errorf("prune --keep-storage 400kB = %q, want the older build's 3 records deleted", out)
+	}
+	if out := e.MustRun("prune", "--keep-storage", "1TB"); out != "Nothing to remove.\n" {
+		t.Errorf("prune --keep-storage 1TB = %q", out)
+	}
+	checkSteps(t, "the recent build", buildSteps(t, e, e.Path("new"), "-t", "new"), "HHH", nil, strings.NewReplacer())
+	checkSteps(t, "the older build", buildSteps(t, e, e.Path("old"), "-t", "old"), "MMM", nil, strings.NewReplacer())
+	e.MustRun("prune", "--all")
+	checkSteps(t, "after --all", buildSteps(t, e, e.Path("new"), "-t", "new"), "MMM", nil, strings.NewReplacer())
+	e.Fsck()
 }
 
 // TestPruneWhileBuilding: prunes started while a build runs wait for it
