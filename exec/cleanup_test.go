@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"minibuild/exec"
 	"minibuild/exec/exectest"
@@ -150,13 +151,30 @@ func TestRunLeavesNothing(t *testing.T) {
 func TestRunDiesWithMinibuild(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	t.Parallel()
+	lower := exectest.Root(t)
+	r := exectest.NewRoot(t, lower)
+	cmd, pids := startHelper(t, lower, r, "sleep 7654328 & echo started; sleep 7654329")
+	killHelper(t, cmd, pids)
+	for _, marker := range []string{"7654328", "7654329"} {
+		if p := processes(t, marker); p != nil {
+			t.Errorf("processes left after the caller was killed: %q", p)
+		}
+	}
+	if m := mountsMentioning(t, "/proc/self/mountinfo", filepath.Dir(r.Upper)); m != nil {
+		t.Errorf("mounts left after the caller was killed: %q", m)
+	}
+}
+
+// startHelper starts the helper process on script, which must print
+// "started", and returns it once it did, with the helper's children: the
+// sandbox running script and the Runner's spare init.
+func startHelper(t *testing.T, lower string, r exec.RootSpec, script string) (*osexec.Cmd, []string) {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lower := exectest.Root(t)
-	r := exectest.NewRoot(t, lower)
-	cmd := osexec.Command(self, helperArg, lower, r.Upper, r.Work, "sleep 7654328 & echo started; sleep 7654329")
+	cmd := osexec.Command(self, helperArg, lower, r.Upper, r.Work, script)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -169,20 +187,40 @@ func TestRunDiesWithMinibuild(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("helper said %q, %v; want started", line, err)
 	}
-	// The helper's only child is the sandbox's PID 1. A pidfd for it
-	// becomes readable once it is gone, and the kernel reaps the rest of
-	// its PID namespace before that.
-	var pidfd int = -1
-	for _, pid := range pids(t) {
-		if ppid(t, pid) == strconv.Itoa(cmd.Process.Pid) {
-			n, _ := strconv.Atoi(pid)
-			if pidfd, err = unix.PidfdOpen(n, 0); err != nil {
-				t.Fatal(err)
+	// The spare is started while the sandbox starts: wait for both.
+	var kids []string
+	for range 500 {
+		kids = kids[:0]
+		for _, pid := range pids(t) {
+			if ppid(t, pid) == strconv.Itoa(cmd.Process.Pid) {
+				kids = append(kids, pid)
 			}
-			defer unix.Close(pidfd)
 		}
+		if len(kids) >= 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if pidfd < 0 {
+	return cmd, kids
+}
+
+// killHelper kills the helper with SIGKILL and waits until its children
+// pids are gone. A pidfd becomes readable once its process is gone, and
+// the kernel reaps the rest of a PID namespace before its init.
+func killHelper(t *testing.T, cmd *osexec.Cmd, pids []string) {
+	t.Helper()
+	var fds []int
+	for _, pid := range pids {
+		n, _ := strconv.Atoi(pid)
+		fd, err := unix.PidfdOpen(n, 0)
+		if err != nil {
+			cmd.Process.Kill()
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		fds = append(fds, fd)
+	}
+	if len(fds) == 0 {
 		cmd.Process.Kill()
 		t.Fatal("sandbox process not found")
 	}
@@ -190,16 +228,10 @@ func TestRunDiesWithMinibuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if _, err := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, -1); err != nil {
-		t.Fatal(err)
-	}
-	for _, marker := range []string{"7654328", "7654329"} {
-		if p := processes(t, marker); p != nil {
-			t.Errorf("processes left after the caller was killed: %q", p)
+	for _, fd := range fds {
+		if _, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if m := mountsMentioning(t, "/proc/self/mountinfo", filepath.Dir(r.Upper)); m != nil {
-		t.Errorf("mounts left after the caller was killed: %q", m)
 	}
 }
 

@@ -16,24 +16,39 @@
 // # The sandbox
 //
 // [Run] re-executes the running binary (/proc/self/exe) with a hidden first
-// argument, as PID 1 of new mount, PID, UTS and IPC namespaces, plus a
-// network namespace for [NetworkNone]. main must hand control to [Init]
-// before anything else when [IsInit] reports true; so must the TestMain of
-// any test binary that calls Run. The spec travels over a pipe, never the
-// environment. The init:
+// argument, as PID 1 of new mount, PID, UTS and IPC namespaces. main must
+// hand control to [Init] before anything else when [IsInit] reports true;
+// so must the TestMain of any test binary that calls Run. A minibuild
+// built with the embedinit tag starts instead a small program that is
+// Init alone, from a sealed memfd (initprog_linux.go): the same code,
+// without the cost of starting all of minibuild. The spec travels over a
+// socket, never the environment, with the command's stdout and stderr.
+// The init:
 //
-//  1. makes every mount private, so nothing propagates to the host;
-//  2. mounts the root and then each entry of [Spec.Mounts], creating
-//     missing mountpoints, which are removed from the upper directory
-//     after the run so that none of /proc, /dev, /sys, /etc/resolv.conf,
-//     /etc/hosts, /etc/hostname (or an /etc made for them) reaches a layer;
-//  3. brings up loopback (network none), sets the host name, pivot_roots
+//  1. marks every descriptor but stdin, stdout and stderr close-on-exec,
+//     whatever minibuild inherited, and waits for its spec;
+//  2. unshares a network namespace for [NetworkNone];
+//  3. makes every mount private, so nothing propagates to the host;
+//  4. mounts a tmpfs over the work directory, in its namespace only, for
+//     the root's mount point, the generated /etc/hosts and /etc/hostname
+//     and a stub layer of empty mountpoints below the image's layers;
+//  5. mounts the root and then each entry of [Spec.Mounts]; a mountpoint
+//     that neither the image nor the stub layer provides is created in the
+//     upper directory and removed after the run, so that none of /proc,
+//     /dev, /sys, /etc/resolv.conf, /etc/hosts, /etc/hostname (or an /etc
+//     made for them) reaches a layer;
+//  6. brings up loopback (network none), sets the host name, pivot_roots
 //     into the root and detaches the old one;
-//  4. resolves USER in the image's /etc/passwd and /etc/group, creates
+//  7. resolves USER in the image's /etc/passwd and /etc/group, creates
 //     the working directory if missing (as BuildKit does), completes PATH
 //     and HOME, limits capabilities to Docker's default set, sets groups,
 //     gid and uid, and execs the command, which becomes PID 1 with stdin
 //     /dev/null.
+//
+// A [Runner] starts the init of the next step while the current one runs:
+// an init does not depend on its spec until it reads it, and starting one
+// (a Go program) is most of the cost of a short step. The waiting init is
+// killed by [Runner.Close], and dies with minibuild like any other.
 //
 // Setup and exec errors come back over a close-on-exec pipe, so "exec
 // /bin/sh: no such file or directory" is reported as such, not as an exit

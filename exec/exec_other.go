@@ -26,3 +26,18 @@ func Init() {
 	fmt.Fprintf(os.Stderr, "minibuild: %s: %v\n", initArg, ErrUnsupported)
 	os.Exit(2)
 }
+
+// Runner needs Linux namespaces and overlayfs; elsewhere its Run returns
+// [ErrUnsupported].
+type Runner struct{}
+
+// NewRunner returns a Runner whose Run returns [ErrUnsupported].
+func NewRunner() *Runner { return &Runner{} }
+
+// Run returns [ErrUnsupported].
+func (r *Runner) Run(ctx context.Context, s Spec) error { return ErrUnsupported }
+
+// Close does nothing and returns nil.
+func (r *Runner) Close() error { return nil }
+
+func stubLayerFits(dir string) bool { return false }

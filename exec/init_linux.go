@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -45,14 +48,23 @@ func Init() {
 }
 
 func sandboxInit(rep reporter) error {
-	if _, err := unix.FcntlInt(statusFD, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-		return fmt.Errorf("status pipe: %w", err)
+	if err := closeOnExec(); err != nil {
+		return err
 	}
+	unix.Umask(0o022) // Docker's; the host's may differ
+	warmUp()
 	cfg, err := readConfig()
 	if err != nil {
 		return err
 	}
-	unix.Umask(0o022) // Docker's; the host's may differ
+	if cfg.Network == NetworkNone {
+		// This thread's own network namespace, which the command
+		// inherits when this thread execs it; sysfs, mounted below from
+		// this thread, shows it.
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("new network namespace: %w", err)
+		}
+	}
 	if err := buildRoot(cfg, rep); err != nil {
 		return err
 	}
@@ -70,14 +82,93 @@ func sandboxInit(rep reporter) error {
 	return startCommand(cfg, rep)
 }
 
+// closeOnExec makes every descriptor above stderr close-on-exec, so that
+// the command gets only stdin, stdout and stderr: the status pipe, the
+// init program (see initprog_linux.go) and, above all, whatever minibuild
+// itself inherited without close-on-exec from whoever started it (Go does
+// not close those when it forks). A descriptor of a host directory would
+// let a step escape its root, as in runc's CVE-2024-21626.
+func closeOnExec() error {
+	err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	// Before Linux 5.11.
+	entries, rerr := os.ReadDir("/proc/self/fd")
+	if rerr != nil {
+		return fmt.Errorf("close descriptors on exec: %w", errors.Join(err, rerr))
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	return nil
+}
+
+// warmUp does, while the init waits for its config, the work that does
+// not depend on it: encoding/json builds its codecs for a type on first
+// use, which is most of the cost of reading a config and sending a
+// status message.
+func warmUp() {
+	var cfg initConfig
+	_ = json.Unmarshal([]byte(`{"Mounts":[{}]}`), &cfg)
+	_, _ = json.Marshal(initMessage{Stub: &stub{}, Err: &wireError{}})
+}
+
+// readConfig waits for the parent: first one byte carrying the command's
+// stdout and stderr, which become the init's, then the JSON config.
 func readConfig() (initConfig, error) {
+	var cfg initConfig
+	if err := receiveStdio(); err != nil {
+		return cfg, fmt.Errorf("read sandbox config: %w", err)
+	}
 	f := os.NewFile(configFD, "config")
 	defer f.Close()
-	var cfg initConfig
 	if err := json.NewDecoder(f).Decode(&cfg); err != nil {
 		return cfg, fmt.Errorf("read sandbox config: %w", err)
 	}
+	if cfg.Protocol != protocolVersion {
+		return cfg, fmt.Errorf("read sandbox config: protocol %d, this init speaks %d (an embedded init program from other sources: rebuild minibuild)", cfg.Protocol, protocolVersion)
+	}
 	return cfg, nil
+}
+
+// receiveStdio receives the command's stdout and stderr and makes them
+// descriptors 1 and 2.
+func receiveStdio() error {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(2*4))
+	n, oobn, _, _, err := unix.Recvmsg(configFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	var fds []int
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	for _, m := range msgs {
+		if f, err := unix.ParseUnixRights(&m); err == nil {
+			fds = append(fds, f...)
+		}
+	}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	switch {
+	case err != nil:
+		return err
+	case n != 1 || buf[0] != stdioByte:
+		return io.ErrUnexpectedEOF
+	case len(fds) != 2:
+		return fmt.Errorf("%d descriptors for stdout and stderr, want 2", len(fds))
+	}
+	for i, fd := range fds {
+		if err := unix.Dup3(fd, 1+i, 0); err != nil {
+			return fmt.Errorf("set up stdout and stderr: %w", err)
+		}
+	}
+	return nil
 }
 
 // buildRoot makes cfg.Mounts, in order, below cfg.Merged, in the init's
@@ -88,6 +179,11 @@ func buildRoot(cfg initConfig, rep reporter) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
+	hidden, err := prepareScratch(cfg)
+	if err != nil {
+		return err
+	}
+	defer hidden.close()
 	mp := mountpoints{merged: cfg.Merged, upper: cfg.Upper, report: func(s stub) error {
 		return rep.send(initMessage{Stub: &s})
 	}}
@@ -101,7 +197,7 @@ func buildRoot(cfg initConfig, rep reporter) error {
 		if !ok {
 			continue
 		}
-		if err := mountAt(m, target); err != nil {
+		if err := mountAt(m, target, hidden); err != nil {
 			return err
 		}
 		mounted = append(mounted, m.Target)

@@ -231,3 +231,22 @@ func TestRunEtcFilesFromHost(t *testing.T) {
 		t.Errorf("upper after reading /etc files = %q, want empty", got)
 	}
 }
+
+// TestRunClosesInheritedDescriptors checks that a descriptor minibuild
+// has without close-on-exec (inherited from whoever started it, say)
+// does not reach the step: one for a host directory would let it out of
+// its root.
+func TestRunClosesInheritedDescriptors(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	s := exec.Spec{Root: exectest.NewRoot(t, exectest.Root(t))}
+	// ls lists its own descriptor 3, the directory it reads.
+	out := mustSh(t, s, "ls /proc/self/fd")
+	if got := strings.Fields(out); !slices.Equal(got, []string{"0", "1", "2", "3"}) {
+		t.Errorf("descriptors in the sandbox = %q, want 0 1 2 and ls's 3 (descriptor %d is open in minibuild)", got, fd)
+	}
+}

@@ -26,13 +26,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// helper runs a script in a sandbox: args are lower, upper, work, script.
+// helper runs a script in a sandbox with a Runner, which starts a spare
+// init meanwhile: args are lower, upper, work, script.
 func helper(args []string) int {
 	if len(args) != 4 {
 		fmt.Fprintf(os.Stderr, "usage: %s lower upper work script\n", helperArg)
 		return 2
 	}
-	err := exec.Run(context.Background(), exec.Spec{
+	r := exec.NewRunner()
+	defer r.Close()
+	err := r.Run(context.Background(), exec.Spec{
 		Args:   []string{"/bin/sh", "-c", args[3]},
 		Root:   exec.RootSpec{Lower: args[:1], Upper: args[1], Work: args[2]},
 		Stdout: os.Stdout,

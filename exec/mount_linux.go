@@ -50,10 +50,11 @@ func parseOptions(opts []string) mountOpts {
 }
 
 // mountAt performs m with its target at the host path target. Errors name
-// the sandbox path, which is what a reader of Mounts() knows.
-func mountAt(m Mount, target string) error {
+// the sandbox path, which is what a reader of Mounts() knows. Overlay
+// layers that hidden names are reached through their descriptors.
+func mountAt(m Mount, target string, hidden hiddenPaths) error {
 	if m.Type == "overlay" {
-		return mountOverlay(m, target)
+		return mountOverlay(m, target, hidden)
 	}
 	o := parseOptions(m.Options)
 	if o.flags&unix.MS_BIND != 0 {
@@ -122,12 +123,12 @@ func parseOverlay(opts []string) overlayConfig {
 // per lower ("lowerdir+", Linux ≥ 6.8), so no page-sized option string
 // limits the number of layers (overlay's own limit is 500). Kernels
 // without fsopen or lowerdir+ get the classic mount(2) string instead.
-func mountOverlay(m Mount, target string) error {
+func mountOverlay(m Mount, target string, hidden hiddenPaths) error {
 	c := parseOverlay(m.Options)
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.ENOSYS) {
-			return mountOverlayClassic(c, target)
+			return mountOverlayClassic(c, target, hidden)
 		}
 		return fmt.Errorf("mount overlay: fsopen: %w", err)
 	}
@@ -139,7 +140,7 @@ func mountOverlay(m Mount, target string) error {
 		}
 	}()
 	set := func(key, value string) error {
-		v, pathFD, err := fsconfigPath(value)
+		v, pathFD, err := fsconfigPath(hidden.path(value))
 		if err != nil {
 			return fmt.Errorf("mount overlay: %s=%s: %w", key, value, err)
 		}
@@ -158,7 +159,7 @@ func mountOverlay(m Mount, target string) error {
 		err := set("lowerdir+", l)
 		if i == 0 && errors.Is(err, unix.EINVAL) {
 			// Most likely a kernel before 6.8, which knows no lowerdir+.
-			if cerr := mountOverlayClassic(c, target); cerr != nil {
+			if cerr := mountOverlayClassic(c, target, hidden); cerr != nil {
 				return fmt.Errorf("%w (with lowerdir+: %v)", cerr, err)
 			}
 			return nil
@@ -249,7 +250,12 @@ func fsLog(fd int) string {
 // mountOverlayClassic mounts with one mount(2) data string, for kernels
 // without lowerdir+. The string is limited to a page, which bounds the
 // number of layers by their path lengths.
-func mountOverlayClassic(c overlayConfig, target string) error {
+func mountOverlayClassic(c overlayConfig, target string, hidden hiddenPaths) error {
+	lowers := make([]string, len(c.lowers))
+	for i, l := range c.lowers {
+		lowers[i] = hidden.path(l)
+	}
+	c.lowers, c.upper, c.work = lowers, hidden.path(c.upper), hidden.path(c.work)
 	data, err := classicOverlayData(c)
 	if err != nil {
 		return err

@@ -1,6 +1,9 @@
 package exec
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"strings"
+)
 
 // Mounts returns every mount the sandbox of s will make, in order, before
 // anything is mounted: the root ([RootSpec.Mount]), then the kernel
@@ -21,13 +24,24 @@ import "path/filepath"
 //     host's lines plus the sandbox's host name) and /etc/hostname
 //     generated in Work and bound read-only, as Docker manages all three.
 //
-// Mountpoints missing from the image are created for the run and removed
-// from the upper directory afterwards: none of these paths is ever part of
-// the layer.
+// None of these paths is ever part of the layer. The sandbox's init
+// mounts a tmpfs over Work, in its own mount namespace, and generates
+// /etc/hosts and /etc/hostname there; the root is mounted on <Work>/root
+// in it. The mountpoints the image lacks come from a stub layer below the
+// image's layers ([RootSpec.Mount] plus "lowerdir+=<Work>/stubs"), empty
+// directories and files in that tmpfs, so nothing of this touches the
+// disk. A mountpoint that the stub layer cannot provide (the image deleted
+// the path, there is no lower layer, or the layers' filesystem is not one
+// where the stub layer is invisible, see withStubLayer) is created in the
+// upper directory for the run and removed afterwards.
 func (s Spec) Mounts() []Mount {
 	merged := s.Root.merged()
+	root := s.Root.Mount()
+	if root.Type == "overlay" && stubLayerFits(s.Root.Upper) {
+		root.Options = withStubLayer(root.Options, s.Root.stubsDir())
+	}
 	ms := []Mount{
-		s.Root.Mount(),
+		root,
 		{Type: "proc", Source: "proc", Target: "/proc", Options: []string{"nosuid", "nodev", "noexec"}},
 	}
 	for _, p := range maskedPaths() {
@@ -78,4 +92,33 @@ func mask(p string) Mount {
 	}
 	// Not nodev: the mask must open as /dev/null does.
 	return Mount{Type: "bind", Source: "/dev/null", Target: p, Options: []string{"bind", "ro", "nosuid", "noexec", "nofail"}}
+}
+
+// withStubLayer adds the stub layer below the image's layers. Where the
+// image has no such path, overlay shows the stub, so the mountpoint exists
+// without anything being created in the upper directory; where the image
+// has it, the image's entry wins, with its own mode and owner. A path
+// that a layer deleted (a whiteout) or that an opaque directory hides
+// stays hidden, and the init falls back to creating it in the upper
+// directory (see mountpoints).
+//
+// The stub layer is on a tmpfs, the image's layers are not: "xino=auto"
+// keeps st_dev and st_ino what they are without the stub layer, overlay's
+// own st_dev for every object and the real st_ino, with high bits set for
+// the stub layer's objects only. It can do so on filesystems whose inode
+// numbers leave the high bits free, which stubLayerFits checks; elsewhere
+// (XFS, btrfs) files would report the st_dev of the filesystem that holds
+// them, so the init creates stubs in the upper directory instead.
+func withStubLayer(opts []string, stubs string) []string {
+	last := -1
+	for i, o := range opts {
+		if strings.HasPrefix(o, "lowerdir+=") {
+			last = i
+		}
+	}
+	out := make([]string, 0, len(opts)+2)
+	out = append(out, opts[:last+1]...)
+	out = append(out, "lowerdir+="+stubs)
+	out = append(out, opts[last+1:]...)
+	return append(out, "xino=auto")
 }

@@ -10,12 +10,15 @@ import (
 	"syscall"
 )
 
-// The parent and the sandbox init talk over two pipes, passed as extra
-// file descriptors (never through the environment):
+// The parent and the sandbox init talk over a socket and a pipe, passed
+// as extra file descriptors (never through the environment):
 //
-//   - configFD: the parent writes one JSON initConfig and closes it;
-//   - statusFD: the init writes one JSON initMessage per line. It is
-//     close-on-exec in the init, so EOF after an Exec message means the
+//   - configFD, a socket: the parent sends one byte carrying the
+//     command's stdout and stderr (SCM_RIGHTS), then one JSON initConfig,
+//     and closes it. An init may wait there for a long time: a Runner
+//     starts it before the step it will run is known;
+//   - statusFD, a pipe: the init writes one JSON initMessage per line. It
+//     is close-on-exec in the init, so EOF after an Exec message means the
 //     command started; an Err message reports a setup or exec failure
 //     precisely; EOF without either means the init died.
 //
@@ -27,8 +30,18 @@ const (
 	statusFD = 4
 )
 
+// stdioByte is the byte that carries the command's stdout and stderr.
+const stdioByte = 'F'
+
+// protocolVersion names this protocol. An init built from other sources
+// (a stale embedded init program) refuses a config of another version
+// instead of misreading it; change it with any change to initConfig,
+// initMessage or their meaning.
+const protocolVersion = 2
+
 // initConfig is what the init needs, all of it data.
 type initConfig struct {
+	Protocol int
 	Args     []string
 	Env      []string
 	Cwd      string
@@ -37,6 +50,7 @@ type initConfig struct {
 	Network  Network
 	Mounts   []Mount
 	Upper    string // host path of the upper dir, to tell copy-ups apart
+	Work     string // host path of the work dir, covered by the init's tmpfs
 	Merged   string // host path where the root is mounted before pivot_root
 }
 
@@ -98,6 +112,7 @@ func (w *wireError) err() error {
 
 // status is what the parent learned from the init.
 type status struct {
+	heard   bool // any message
 	stubs   []stub
 	started bool  // the init was about to exec the command
 	err     error // setup or exec failure
@@ -113,6 +128,7 @@ func readStatus(r io.Reader) status {
 		if err := dec.Decode(&m); err != nil {
 			return st
 		}
+		st.heard = true
 		if m.Stub != nil {
 			st.stubs = append(st.stubs, *m.Stub)
 		}

@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -47,12 +45,19 @@ func Run(ctx context.Context, s Spec) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("run %s: %w", s.Args[0], err)
 	}
+	r := &Runner{oneShot: true}
+	defer r.Close()
+	return run(ctx, s, r)
+}
+
+// run runs s in a sandbox whose init comes from r.
+func run(ctx context.Context, s Spec, r *Runner) error {
+	p := r.take()
 	err := prepareRoot(s.Root)
 	if err == nil {
-		err = writeEtcFiles(s)
-	}
-	if err == nil {
-		err = runSandbox(ctx, s)
+		err = runSandbox(ctx, s, r, p)
+	} else {
+		p.discard()
 	}
 	if cerr := clearDir(s.Root.Work); cerr != nil {
 		return errors.Join(err, cerr)
@@ -60,71 +65,74 @@ func Run(ctx context.Context, s Spec) error {
 	return err
 }
 
-func runSandbox(ctx context.Context, s Spec) error {
-	// The kernel sends the init its parent-death signal when the thread
-	// that forked it exits, not the process, and Go ends any thread that a
-	// goroutine leaves while locked to it (WithRoot does so on purpose).
-	// Holding this thread until the init is reaped keeps it alive and out
-	// of other goroutines' hands (golang/go#27505).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cfgR, cfgW, err := os.Pipe()
+// runSandbox runs s in the sandbox of init p. An init that dies, killed,
+// before it reports anything (a spare killed while it waited, by the OOM
+// killer say) is replaced once: nothing of it is left to clean up but
+// Work.
+func runSandbox(ctx context.Context, s Spec, r *Runner, p *initProc) error {
+	cfg, err := json.Marshal(newInitConfig(s))
 	if err != nil {
-		return fmt.Errorf("start sandbox: %w", err)
+		p.discard()
+		return fmt.Errorf("run %s: %w", s.Args[0], err)
 	}
-	defer cfgW.Close()
-	defer cfgR.Close()
-	statR, statW, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("start sandbox: %w", err)
+	for retried := false; ; retried = true {
+		lost, err := runIn(ctx, s, cfg, p)
+		if !lost || retried {
+			return err
+		}
+		if err := clearDir(s.Root.Work); err != nil {
+			return err
+		}
+		p = r.retry(p)
 	}
-	defer statR.Close()
-	defer statW.Close()
+}
 
-	cmd := osexec.CommandContext(ctx, "/proc/self/exe", initArg)
-	cmd.Args[0] = "minibuild"
-	// The init's own environment, not the command's (which travels in the
-	// config). It does one thing at a time: a single P keeps the Go
-	// runtime from starting threads that exec then has to kill, and skips
-	// its cgroup probing.
-	cmd.Env = []string{"GOMAXPROCS=1"}
-	cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
-	cmd.ExtraFiles = []*os.File{cfgR, statW} // configFD, statusFD
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: cloneFlags(s.Network),
-		// The init dies with minibuild; as PID 1 it takes the sandbox
-		// with it. Its own process group keeps a terminal's Ctrl-C away:
-		// minibuild cancels, which kills the sandbox as a whole.
-		Pdeathsig: syscall.SIGKILL,
-		Setpgid:   true,
+// runIn runs s, whose config is cfg, in p. lost reports an init that
+// failed to start or died before it reported anything.
+func runIn(ctx context.Context, s Spec, cfg []byte, p *initProc) (lost bool, err error) {
+	if err := p.ready(); err != nil {
+		p.discard()
+		return true, fmt.Errorf("start sandbox for %s: %w", s.Args[0], err)
 	}
-	cmd.WaitDelay = waitDelay
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start sandbox for %s: %w", s.Args[0], err)
+	out, err := openOutputs(s.Stdout, s.Stderr)
+	if err != nil {
+		p.discard()
+		return false, err
 	}
-	cfgR.Close()
-	statW.Close()
-	werr := writeConfig(cfgW, s)
-	cfgW.Close()
-	st := readStatus(statR)
-	waitErr := cmd.Wait()
-	err = result(ctx, s, st, waitErr, werr)
+	// From here on the init is killed when ctx is done, which makes the
+	// kernel kill every other process of its PID namespace.
+	stop := context.AfterFunc(ctx, p.kill)
+	defer stop()
+	sendErr := p.sendConfig(cfg, out.files[0], out.files[1])
+	out.closeSent()
+	out.start()
+	st := readStatus(p.status)
+	<-p.exited
+	p.release()
+	outErr := out.wait(waitDelay)
+	if !st.heard && ctx.Err() == nil && signaled(p.waitErr) {
+		return true, fmt.Errorf("sandbox init for %s: %w", s.Args[0], p.waitErr)
+	}
+	err = result(ctx, s, st, p.waitErr, sendErr, outErr)
 	if cerr := removeStubs(s.Root.Upper, st.stubs); cerr != nil {
-		return errors.Join(err, cerr)
+		return false, errors.Join(err, cerr)
 	}
-	return err
+	return false, err
 }
 
-func cloneFlags(n Network) uintptr {
-	f := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if n == NetworkNone {
-		f |= unix.CLONE_NEWNET
+// signaled reports whether waitErr says a signal killed the process.
+func signaled(waitErr error) bool {
+	var ee *osexec.ExitError
+	if !errors.As(waitErr, &ee) {
+		return false
 	}
-	return f
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
-func writeConfig(w *os.File, s Spec) error {
-	cfg := initConfig{
+func newInitConfig(s Spec) initConfig {
+	return initConfig{
+		Protocol: protocolVersion,
 		Args:     s.Args,
 		Env:      s.Env,
 		Cwd:      s.Cwd,
@@ -133,32 +141,31 @@ func writeConfig(w *os.File, s Spec) error {
 		Network:  s.Network,
 		Mounts:   s.Mounts(),
 		Upper:    s.Root.Upper,
+		Work:     s.Root.Work,
 		Merged:   s.Root.merged(),
 	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
 }
 
-// result turns what Run observed into its error. A command that ran to a
-// zero exit wins over a cancellation that came too late to matter.
-func result(ctx context.Context, s Spec, st status, waitErr, werr error) error {
+// result turns what Run observed into its error: the init's status
+// messages, its wait status, the error sending its config and the error
+// copying the command's output. A command that ran to a zero exit wins
+// over a cancellation that came too late to matter.
+func result(ctx context.Context, s Spec, st status, waitErr, sendErr, outErr error) error {
 	switch {
-	case waitErr == nil && st.started:
+	case waitErr == nil && st.started && outErr == nil:
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("run %s: %w", s.Args[0], ctx.Err())
 	case st.err != nil:
 		return st.err
 	case !st.started:
-		cause := errors.Join(waitErr, werr)
+		cause := errors.Join(waitErr, sendErr)
 		if cause == nil {
 			cause = errors.New("exited before starting the command")
 		}
 		return fmt.Errorf("sandbox init for %s: %w", s.Args[0], cause)
+	case waitErr == nil:
+		return fmt.Errorf("output of %s: %w", s.Args[0], outErr)
 	}
 	var ee *osexec.ExitError
 	if !errors.As(waitErr, &ee) {
@@ -171,8 +178,7 @@ func result(ctx context.Context, s Spec, st status, waitErr, werr error) error {
 	return &ExitError{Code: ws.ExitStatus()}
 }
 
-// prepareRoot makes Upper and Work exist, empties Work and lays it out,
-// and gives Upper the mode and owner of the topmost lower's root, which
+// prepareRoot makes Upper and Work exist, empties Work, and gives Upper the mode and owner of the topmost lower's root, which
 // overlay shows as "/" (containerd's overlay snapshotter does the same).
 func prepareRoot(r RootSpec) error {
 	if err := os.MkdirAll(r.Upper, 0o755); err != nil {
@@ -183,11 +189,6 @@ func prepareRoot(r RootSpec) error {
 	}
 	if err := clearDir(r.Work); err != nil {
 		return err
-	}
-	for _, d := range []string{r.ovlWork(), r.merged()} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return fmt.Errorf("prepare root: %w", err)
-		}
 	}
 	if len(r.Lower) == 0 {
 		return nil
@@ -205,22 +206,13 @@ func prepareRoot(r RootSpec) error {
 	return nil
 }
 
-// writeEtcFiles writes the sandbox's /etc/hosts and /etc/hostname into
-// Work. hosts is the host's (for names a host network resolves through
-// it) plus the sandbox's host name, which programs expect to resolve.
-func writeEtcFiles(s Spec) error {
-	hosts, err := os.ReadFile("/etc/hosts")
-	if err != nil {
-		hosts = []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+// prepareMountpoint is prepareRoot plus the directory where an in-process
+// step mounts the root.
+func prepareMountpoint(r RootSpec) error {
+	if err := prepareRoot(r); err != nil {
+		return err
 	}
-	if len(hosts) > 0 && !bytes.HasSuffix(hosts, []byte("\n")) {
-		hosts = append(hosts, '\n')
-	}
-	hosts = append(hosts, "127.0.0.1\t"+s.hostname()+"\n"...)
-	if err := os.WriteFile(s.Root.hostsFile(), hosts, 0o644); err != nil {
-		return fmt.Errorf("prepare root: %w", err)
-	}
-	if err := os.WriteFile(s.Root.hostnameFile(), []byte(s.hostname()+"\n"), 0o644); err != nil {
+	if err := os.Mkdir(r.merged(), 0o755); err != nil {
 		return fmt.Errorf("prepare root: %w", err)
 	}
 	return nil

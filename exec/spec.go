@@ -44,10 +44,11 @@ var ErrUnknownUser = errors.New("unknown user or group")
 // Lower are the read-only layers, topmost first (Lower[0] shadows
 // Lower[1]); they may be empty (FROM scratch), in which case Upper itself
 // becomes the root. Upper receives every change and is the step's layer.
-// Work is scratch space that the mount owns while it exists: it holds
-// overlay's work directory, the mount point and generated files (hosts,
-// hostname); it must be on the same filesystem as Upper, must not be used
-// by two mounts at once, and is emptied before and after each use. Upper
+// Work is scratch space that the mount owns while it exists: it is
+// overlay's work directory and holds the mount point (a RUN sandbox keeps
+// that and its generated files in a tmpfs over Work, see
+// [Spec.Mounts]); it must be on the same filesystem as Upper, must not be
+// used by two mounts at once, and is emptied before and after each use. Upper
 // and Work are created if missing.
 //
 // Because overlay shows the upper directory's own mode and owner as "/",
@@ -141,12 +142,16 @@ func IsInit() bool {
 	return len(os.Args) > 1 && os.Args[1] == initArg
 }
 
-// Layout of Work. Each name is a direct child so that emptying Work
-// removes everything a mount left.
-func (r RootSpec) ovlWork() string      { return filepath.Join(r.Work, "ovl") }
+// Layout of Work. Work itself is overlay's work directory (overlay makes
+// "work" in it), and the root is mounted on "root" in it. A RUN sandbox's
+// init covers Work, in its own mount namespace, with a tmpfs holding the
+// mount point, the generated files and the stub layer (scratch_linux.go);
+// in-process steps create the mount point on the disk. Each name is a
+// direct child so that emptying Work removes everything a mount left.
 func (r RootSpec) merged() string       { return filepath.Join(r.Work, "root") }
 func (r RootSpec) hostsFile() string    { return filepath.Join(r.Work, "hosts") }
 func (r RootSpec) hostnameFile() string { return filepath.Join(r.Work, "hostname") }
+func (r RootSpec) stubsDir() string     { return filepath.Join(r.Work, "stubs") }
 
 // Mount returns the mount of the root filesystem, Target "/": an overlay,
 // or a bind mount of Upper when there is no lower layer.
@@ -172,7 +177,7 @@ func (r RootSpec) Mount() Mount {
 	}
 	opts = append(opts,
 		"upperdir="+r.Upper,
-		"workdir="+r.ovlWork(),
+		"workdir="+r.Work,
 		"redirect_dir=off",
 		"metacopy=off",
 		"index=off",

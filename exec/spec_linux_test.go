@@ -16,7 +16,7 @@ func TestRootSpecMount(t *testing.T) {
 	t.Parallel()
 	r := RootSpec{Lower: []string{"/l/top", "/l/base"}, Upper: "/u", Work: "/w"}
 	want := Mount{Type: "overlay", Source: "overlay", Target: "/", Options: []string{
-		"lowerdir+=/l/top", "lowerdir+=/l/base", "upperdir=/u", "workdir=/w/ovl",
+		"lowerdir+=/l/top", "lowerdir+=/l/base", "upperdir=/u", "workdir=/w",
 		"redirect_dir=off", "metacopy=off", "index=off", "volatile", "nodev",
 	}}
 	if diff := cmp.Diff(want, r.Mount()); diff != "" {
@@ -90,7 +90,7 @@ func TestClassicOverlayData(t *testing.T) {
 	t.Parallel()
 	c := parseOverlay(RootSpec{Lower: []string{"/a:b", "/c,d", `/e\f`}, Upper: "/u", Work: "/w"}.Mount().Options)
 	got, err := classicOverlayData(c)
-	want := `lowerdir=/a\:b:/c\,d:/e\\f,upperdir=/u,workdir=/w/ovl,redirect_dir=off,metacopy=off,index=off,volatile`
+	want := `lowerdir=/a\:b:/c\,d:/e\\f,upperdir=/u,workdir=/w,redirect_dir=off,metacopy=off,index=off,volatile`
 	if err != nil || got != want {
 		t.Errorf("classicOverlayData = %q, %v; want %q", got, err, want)
 	}

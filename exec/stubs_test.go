@@ -75,11 +75,26 @@ func TestRunStubsLowerStack(t *testing.T) {
 	if err := unix.Mknod(filepath.Join(deleted, "etc"), unix.S_IFCHR, 0); err != nil {
 		t.Fatal(err)
 	}
+	// A whiteout hides /etc/hosts and an opaque /etc hides everything
+	// below it, the stub layer's files too: the init falls back to stubs
+	// in the upper directory.
+	hostsDeleted := t.TempDir()
+	exectest.WriteFiles(t, hostsDeleted, map[string]string{"etc/": ""})
+	if err := unix.Mknod(filepath.Join(hostsDeleted, "etc/hosts"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	opaque := t.TempDir()
+	exectest.WriteFiles(t, opaque, map[string]string{"etc/motd": "hi"})
+	if err := unix.Setxattr(filepath.Join(opaque, "etc"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, top, want string
 	}{
 		{"etc below", t.TempDir(), "group hostname hosts passwd resolv.conf"},
 		{"etc deleted", deleted, "hostname hosts resolv.conf"},
+		{"hosts deleted", hostsDeleted, "group hostname hosts passwd resolv.conf"},
+		{"etc opaque", opaque, "hostname hosts motd resolv.conf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := exec.Spec{Root: exectest.NewRoot(t, tc.top, base)}
@@ -90,6 +105,31 @@ func TestRunStubsLowerStack(t *testing.T) {
 				t.Errorf("upper = %q, want empty", got)
 			}
 		})
+	}
+}
+
+// TestRunStatDevices checks that the stub layer, on a tmpfs, leaves
+// st_dev as it is with the image's layers alone: the overlay's for every
+// object (on the filesystems where stubLayerFits).
+func TestRunStatDevices(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Parallel()
+	lower := exectest.Root(t)
+	s := exec.Spec{Root: exectest.NewRoot(t, lower)}
+	if err := os.MkdirAll(s.Root.Upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.Root.Upper, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != unix.EXT4_SUPER_MAGIC && st.Type != unix.TMPFS_MAGIC {
+		t.Skipf("temp dir on filesystem type %#x, not ext4 or tmpfs", st.Type)
+	}
+	out := mustSh(t, s, "echo new > /new; stat -c %d / /bin /bin/busybox /etc /etc/passwd /new")
+	devs := strings.Fields(out)
+	if len(devs) != 6 || len(slices.Compact(slices.Clone(devs))) != 1 {
+		t.Errorf("st_dev of /, /bin, /bin/busybox, /etc, /etc/passwd, /new = %q, want all the same", devs)
 	}
 }
 

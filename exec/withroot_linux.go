@@ -36,7 +36,7 @@ func WithRoot(ctx context.Context, r RootSpec, fn func(merged string) error) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mount root: %w", err)
 	}
-	err := prepareRoot(r)
+	err := prepareMountpoint(r)
 	if err == nil {
 		err = onPrivateThread(func() error { return withMountedRoot(ctx, r, fn) })
 	}
@@ -51,7 +51,7 @@ func withMountedRoot(ctx context.Context, r RootSpec, fn func(string) error) err
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	merged := r.merged()
-	if err := mountAt(r.Mount(), merged); err != nil {
+	if err := mountAt(r.Mount(), merged, nil); err != nil {
 		return err
 	}
 	err := ctx.Err()

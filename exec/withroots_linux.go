@@ -26,7 +26,7 @@ func WithRoots(ctx context.Context, roots []RootSpec, fn func(merged []string) e
 	}
 	var err error
 	for _, r := range roots {
-		if err = prepareRoot(r); err != nil {
+		if err = prepareMountpoint(r); err != nil {
 			break
 		}
 	}
@@ -55,7 +55,7 @@ func withMountedRoots(ctx context.Context, roots []RootSpec, fn func([]string) e
 		}
 	}()
 	for _, r := range roots {
-		if err := mountAt(r.Mount(), r.merged()); err != nil {
+		if err := mountAt(r.Mount(), r.merged(), nil); err != nil {
 			return err
 		}
 		merged = append(merged, r.merged())
