@@ -82,11 +82,14 @@ type build struct {
 	runs     []*stepRun    // the stepRun of each finished entry (nil: config-only)
 	cleanups []string      // temp dirs to remove when the build ends
 	saving   chan struct{} // closed when the stat caches are written back
+
+	runner *exec.Runner // the RUN steps' sandboxes, one init started ahead
 }
 
 // close waits for the stat caches to be saved and removes the build's
 // temp dirs (downloads of ADD).
 func (bd *build) close() {
+	bd.runner.Close()
 	if bd.saving != nil {
 		<-bd.saving
 	}
@@ -113,7 +116,7 @@ func (bd *build) addCleanup(dir string) {
 // build contexts and the cache.
 func (b *Builder) prepare(ctx context.Context, req Request, dry bool) (_ *build, err error) {
 	bd := &build{b: b, req: req, ev: newEmitter(req.Progress), dry: dry,
-		stages: map[*Stage]*stageRun{}, byStep: map[*Step]*stepRun{}}
+		stages: map[*Stage]*stageRun{}, byStep: map[*Step]*stepRun{}, runner: exec.NewRunner()}
 	defer func() {
 		if err != nil {
 			bd.close() // downloads of ADD made while keying

@@ -44,7 +44,7 @@ func (bd *build) execRun(ctx context.Context, sr *stepRun, chain []chainLayer, v
 		Stderr:  out.stream(2),
 	}
 	bd.b.traced("run")
-	if err := exec.Run(ctx, spec); err != nil {
+	if err := bd.runner.Run(ctx, spec); err != nil {
 		return nil, runError(err, sr.step)
 	}
 	if len(op.Files) > 0 {
