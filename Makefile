@@ -9,8 +9,10 @@ export MINIBUILD_BIN := $(BIN)
 
 all: build
 
+# The RUN sandbox's init is built first and embedded (exec/initbin/README.md).
 build:
-	$(GO) build -o $(BIN) ./cmd/minibuild
+	$(GO) generate ./exec
+	$(GO) build -tags embedinit -o $(BIN) ./cmd/minibuild
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
