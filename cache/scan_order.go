@@ -5,75 +5,77 @@ import (
 	"strings"
 )
 
-// node is what the scan found in one directory.
-type node struct {
-	self  *File    // the directory's own entry, when selected
-	files []File   // its selected non-directory children
-	dirs  []string // names of the subdirectories queued from it
-}
-
-// assemble emits the listing of a scan in byte-wise path order without sorting
-// full paths: a depth-first walk that orders each directory's children
-// by name, placing a subdirectory's own entry at "name" and its contents
-// at "name/" (so "a" < "a.txt" < "a/x", as a full-path sort would).
-func assemble(nodes map[string]*node, n int) []File {
-	out := make([]File, 0, n)
-	var order []int32 // reused: one directory's children, sorted
-	var walk func(rel string)
-	walk = func(rel string) {
-		nd := nodes[rel]
-		if nd == nil {
-			return
-		}
+// order fixes the listing's order once every directory is listed: a
+// depth-first walk that orders each directory's children by name,
+// placing a subdirectory's own entry at "name" and its contents at
+// "name/" (so "a" < "a.txt" < "a/x", as a full-path sort would), without
+// sorting full paths. It gives every non-directory its slot (kid.pos)
+// and returns the listing with the directories' own entries in place;
+// the second pass fills the other slots.
+func (s *scanner) order() []File {
+	type self struct {
+		f   *File
+		pos int32
+	}
+	var selves []self
+	var n int32
+	var idx []int32 // reused: one directory's children, sorted
+	var walk func(nd *node)
+	walk = func(nd *node) {
 		prefix := 0
-		if rel != "" {
-			prefix = len(rel) + 1
+		if nd.rel != "" {
+			prefix = len(nd.rel) + 1
 		}
-		// Item i < nf is files[i]; nf+2k is subdirectory k's own entry
-		// and nf+2k+1 its contents (key "name/").
-		nf := len(nd.files)
-		item := func(i int32) (name string, slash bool) {
-			if int(i) < nf {
-				return nd.files[i].Path[prefix:], false
+		// Item 2i is kid i (a non-directory, or a subdirectory's own
+		// entry); 2i+1 a subdirectory's contents (key "name/").
+		start := len(idx)
+		for i := range nd.kids {
+			k := &nd.kids[i]
+			if !k.dir {
+				idx = append(idx, int32(2*i))
+				continue
 			}
-			k := (int(i) - nf) / 2
-			return nd.dirs[k], (int(i)-nf)%2 == 1
-		}
-		start := len(order)
-		for i := range nf {
-			order = append(order, int32(i))
-		}
-		for k, name := range nd.dirs {
-			cn := nodes[joinRel(rel, name)]
-			if cn == nil {
+			sub := s.nodes[k.path]
+			if sub == nil || sub.gone {
 				continue // vanished
 			}
-			if cn.self != nil {
-				order = append(order, int32(nf+2*k))
+			if sub.self != nil {
+				idx = append(idx, int32(2*i))
 			}
-			order = append(order, int32(nf+2*k+1))
+			if sub.descend {
+				idx = append(idx, int32(2*i+1))
+			}
 		}
-		mine := order[start:]
-		slices.SortFunc(mine, func(a, b int32) int {
-			an, as := item(a)
-			bn, bs := item(b)
-			return compareKeys(an, as, bn, bs)
+		slices.SortFunc(idx[start:], func(a, b int32) int {
+			return compareKeys(nd.kids[a/2].path[prefix:], a%2 == 1, nd.kids[b/2].path[prefix:], b%2 == 1)
 		})
-		for j := start; j < len(order); j++ {
-			i := order[j]
-			switch name, slash := item(i); {
-			case int(i) < nf:
-				out = append(out, nd.files[i])
-			case !slash:
-				out = append(out, *nodes[joinRel(rel, name)].self)
+		for j := start; j < len(idx); j++ {
+			k := &nd.kids[idx[j]/2]
+			switch {
+			case !k.dir:
+				k.pos = n
+				n++
+			case idx[j]%2 == 0:
+				selves = append(selves, self{s.nodes[k.path].self, n})
+				n++
 			default:
-				walk(joinRel(rel, name))
+				walk(s.nodes[k.path])
 			}
 		}
-		order = order[:start]
+		idx = idx[:start]
 	}
-	walk("")
+	walk(s.nodes[""])
+	out := make([]File, n)
+	for _, d := range selves {
+		out[d.pos] = *d.f
+	}
 	return out
+}
+
+// compact drops the holes (Type "") that vanished entries and sockets
+// left in a listing.
+func compact(files []File) []File {
+	return slices.DeleteFunc(files, func(f File) bool { return f.Type == "" })
 }
 
 // compareKeys compares name+"/" (when slash) or name, for names that
