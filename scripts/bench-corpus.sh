@@ -39,7 +39,8 @@
 #   BENCH_DEBIAN=1  also make the debian:bookworm base (debootstrap, needs the
 #                   Debian mirror, ~1 min the first time) and run 05
 #   RUN_TRUE=0      skip the RUN true measurement
-#   MINIBUILD_BIN   the binary (default: bin/minibuild, built here if unset)
+#   MINIBUILD_BIN   the binary (default: bin/minibuild, built by `make build`
+#                   when unset; `make bench` sets it)
 # Needs root, python3 (gen.sh), jq, GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,9 +108,7 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 
 ensure_binary() {
 	if [[ -z ${MINIBUILD_BIN:-} ]]; then
-		local go
-		go=${GO:-$(scripts/ensure-go.sh)}
-		GOFLAGS=${GOFLAGS:--buildvcs=false} "$go" build -o bin/minibuild ./cmd/minibuild
+		make -s build >&2 # as `make bench` builds it (with the embedded init)
 		MINIBUILD_BIN=$REPO/bin/minibuild
 	fi
 	MB=$(realpath "$MINIBUILD_BIN")
