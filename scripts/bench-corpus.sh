@@ -90,7 +90,6 @@ TARGETS='{
   "04-copy-link/basechange": ["<=", 0.300, "s", "issue 7 (BuildKit 0.55 s)"],
   "07-big-layer/cold":     ["<=", 10.0,  "s",  "issue 5 (BuildKit 20.27 s)"],
   "07-big-layer/rss":      ["<=", 200,   "MB", "issue 5: peak RSS"],
-  "RUN true/step":         ["<=", 20,    "ms", "issue 5"],
   "RUN true/step-wall":    ["<=", 20,    "ms", "issue 5"],
   "*/noop":                ["<=", 0.050, "s",  "issue 6: every no-op"]
 }'
@@ -401,12 +400,12 @@ summarize() {
 	     + ( [$ok[] | select(.project == "RUN true" and .scenario == "100-steps")] as $h
 	         | [$ok[] | select(.project == "RUN true" and .scenario == "0-steps")] as $z
 	         | if ($h | length) == 0 then [] else
-	           [ row("RUN true"; "step"; "median step time (builder timer, 100 steps)"; "ms"; [$h[].step_ms_median]; null; []; $h) + {cpu: null},
-	             row("RUN true"; "step-wall"; "wall: (100 steps - 0 steps) / 100"; "ms";
+	           [ 	             row("RUN true"; "step-wall"; "per step: (wall of 100 steps − wall of 0 steps) / 100"; "ms";
 	                 ([range(0; [($h | length), ($z | length)] | min)] | map(($h[.].seconds - $z[.].seconds) * 10)); null; []; $h)
 	             + {cpu: ([range(0; [($h | length), ($z | length)] | min)]
 	                      | map(select($h[.].cpu_seconds != null and $z[.].cpu_seconds != null)
-	                            | ($h[.].cpu_seconds - $z[.].cpu_seconds) * 10) | median)} ]
+	                            | ($h[.].cpu_seconds - $z[.].cpu_seconds) * 10) | median)},
+	             row("RUN true"; "step"; "step time the builder reports (median of 100 steps; not judged: the next sandbox starts during the step before)"; "ms"; [$h[].step_ms_median]; null; []; $h) + {cpu: null} ]
 	           end )
 	   )}' "$1"
 }
