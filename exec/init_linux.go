@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +40,7 @@ func Init() {
 		fmt.Fprintf(os.Stderr, "minibuild: %s is internal to the RUN sandbox\n", initArg)
 		os.Exit(2)
 	}
+	setName("minibuild-init") // not "exe" or "5", the name it was started by
 	rep := reporter{f: os.NewFile(statusFD, "status")}
 	err := sandboxInit(rep)
 	_ = rep.send(initMessage{Err: toWire(err)})
@@ -80,6 +82,14 @@ func sandboxInit(rep reporter) error {
 		return err
 	}
 	return startCommand(cfg, rep)
+}
+
+// setName sets the name ps and top show for the init. exec replaces it
+// with the command's.
+func setName(name string) {
+	if p, err := unix.BytePtrFromString(name); err == nil {
+		_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(p)), 0, 0, 0)
+	}
 }
 
 // closeOnExec makes every descriptor above stderr close-on-exec, so that

@@ -88,6 +88,9 @@ func TestRunnerInitProgram(t *testing.T) {
 	if exe, err := os.Readlink("/proc/" + spares[0] + "/exe"); err != nil || !strings.HasPrefix(exe, "/memfd:minibuild-init") {
 		t.Errorf("spare init runs %q, %v; want the init program's memfd", exe, err)
 	}
+	if comm := spareName(t, spares[0]); comm != "minibuild-init" {
+		t.Errorf("spare init's name = %q, want minibuild-init", comm)
+	}
 	r.Close()
 	if after := children(t); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Errorf("children after Close = %v, want %v", after, before)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"minibuild/exec"
 	"minibuild/exec/exectest"
@@ -63,6 +64,9 @@ func TestRunnerClose(t *testing.T) {
 	spares := newChildren(t, before)
 	if len(spares) != 1 {
 		t.Fatalf("children after a Run = %v, want one spare init", spares)
+	}
+	if comm := spareName(t, spares[0]); comm != "minibuild-init" {
+		t.Errorf("spare init's name = %q, want minibuild-init", comm)
 	}
 	if err := r.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
@@ -190,6 +194,24 @@ func mustRunTrue(t *testing.T, r *exec.Runner, lower string) {
 	if err := r.Run(context.Background(), s); err != nil {
 		t.Fatalf("Run(true) = %v", err)
 	}
+}
+
+// spareName returns the name (comm) of a spare init, once it has set it:
+// it starts with the name of what it was started by ("exe", "5").
+func spareName(t *testing.T, pid string) string {
+	t.Helper()
+	var comm []byte
+	for range 500 {
+		var err error
+		if comm, err = os.ReadFile("/proc/" + pid + "/comm"); err != nil {
+			t.Fatal(err)
+		}
+		if string(comm) == "minibuild-init\n" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return strings.TrimSpace(string(comm))
 }
 
 // newChildren returns the children of this process that are not in

@@ -82,11 +82,9 @@ func (p *initProc) start() (err error) {
 	cmd := osexec.Command(path, initArg)
 	cmd.Args[0] = "minibuild"
 	// The init's own environment, not the command's (which travels in
-	// the config). It does one thing at a time and allocates little: a
-	// single P keeps the Go runtime from starting threads that exec then
-	// has to kill, and no garbage collection is worth its cost before the
-	// exec.
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
+	// the config). It does one thing at a time: a single P keeps the Go
+	// runtime from starting threads that exec then has to kill.
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	// Stdin, stdout and stderr are /dev/null until the config brings the
 	// command's.
 	cmd.ExtraFiles = files
