@@ -31,6 +31,36 @@ func TestRootSpecMount(t *testing.T) {
 	}
 }
 
+// TestSpecMountsStubLayer checks where the stub layer goes: below the
+// image's layers, on the filesystems where it is invisible (see
+// withStubLayer), and nowhere else.
+func TestSpecMountsStubLayer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	fits := st.Type == unix.EXT4_SUPER_MAGIC || st.Type == unix.TMPFS_MAGIC
+	s := Spec{Root: RootSpec{Lower: []string{"/l/top", "/l/base"}, Upper: dir + "/u", Work: dir + "/w"}}
+	got := s.Mounts()[0].Options
+	want := slices.Clone(s.Root.Mount().Options)
+	if fits {
+		want = slices.Insert(want, 2, "lowerdir+="+dir+"/w/stubs")
+		want = append(want, "xino=auto")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Mounts()[0].Options mismatch on filesystem %#x (-want +got):\n%s", st.Type, diff)
+	}
+	if got := stubLayerFits("/proc/self"); got {
+		t.Errorf("stubLayerFits(/proc/self) = true, want false (procfs)")
+	}
+	scratch := Spec{Root: RootSpec{Upper: dir + "/u", Work: dir + "/w"}}
+	if diff := cmp.Diff(scratch.Root.Mount(), scratch.Mounts()[0]); diff != "" {
+		t.Errorf("Mounts()[0] without lowers mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestSpecMounts(t *testing.T) {
 	t.Parallel()
 	s := Spec{Root: RootSpec{Lower: []string{"/l"}, Upper: "/u", Work: "/w"}}
