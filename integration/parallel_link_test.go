@@ -183,7 +183,7 @@ COPY --from=y /y /y
 			for i := range results {
 				ctx := e.Path(fmt.Sprintf("ctx%d", i))
 				writeContext(t, ctx, map[string]string{"Dockerfile": fmt.Sprintf("FROM busybox\nRUN echo %d > /n\n", i)})
-				wg.Go(func() { results[i] = e.runQuiet("build", "--progress=rawjson", ctx) })
+				wg.Go(func() { results[i] = e.runIn("build", "--progress=rawjson", ctx) })
 			}
 			wg.Wait()
 			for i, r := range results {

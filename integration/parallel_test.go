@@ -94,10 +94,13 @@ func dirNames(t *testing.T, dir string) []string {
 // leftovers lists what of e's builds is still alive on the machine: a
 // mount whose path or options name the store root, in any process's mount
 // table (a RUN sandbox's overlay has its lowerdirs and upperdir under the
-// root, so this finds the sandbox's processes — its init and what it ran —
-// as well as a mount leaked into the host's namespace), and any process
-// whose command line names the root (a minibuild of this test). Other
-// tests' builds on the machine are not counted.
+// root, so this finds the sandbox's processes, as well as a mount leaked
+// into the host's namespace); any process whose command line names the
+// root (a minibuild of this test); and any process whose working
+// directory is in e's scratch directory, where [Env.runIn] starts
+// minibuild (a sandbox init started ahead of its step, which has no
+// mount yet, inherits it). Other tests' builds on the machine are not
+// counted.
 func (e *Env) leftovers() []string {
 	e.t.Helper()
 	self := strconv.Itoa(os.Getpid())
@@ -111,14 +114,17 @@ func (e *Env) leftovers() []string {
 		if _, err := strconv.Atoi(p.Name()); err != nil {
 			continue
 		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		mounts, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "mountinfo"))
-		// /proc/self is this test: it has no such mount, and its command
-		// line does not name the root.
+		proc := filepath.Join("/proc", p.Name())
+		cmdline, _ := os.ReadFile(filepath.Join(proc, "cmdline"))
+		mounts, _ := os.ReadFile(filepath.Join(proc, "mountinfo"))
+		cwd, _ := os.Readlink(filepath.Join(proc, "cwd"))
+		// /proc/self is this test: it has no such mount, its command
+		// line does not name the root, it runs elsewhere.
 		switch {
 		case bytes.Contains(mounts, root) && p.Name() == self:
 			out = append(out, "a mount of the store in the host's namespace")
-		case bytes.Contains(mounts, root), bytes.Contains(cmdline, []byte(e.Root)):
+		case bytes.Contains(mounts, root), bytes.Contains(cmdline, []byte(e.Root)),
+			cwd == e.Dir || strings.HasPrefix(cwd, e.Dir+"/"):
 			out = append(out, fmt.Sprintf("pid %s: %s", p.Name(), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
 		}
 	}
@@ -134,6 +140,7 @@ func TestLeftoversSeesSandbox(t *testing.T) {
 	ctx := e.Path("ctx")
 	writeContext(t, ctx, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started && sleep 600\n"})
 	cmd := e.Command(t.Context(), "build", "--progress=rawjson", ctx)
+	cmd.Dir = e.Dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +196,7 @@ func TestParallelFailingStages(t *testing.T) {
 			ctx := e.Path("ctx-" + strings.ReplaceAll(tc.name, " ", "-"))
 			df := "FROM busybox AS a\n" + tc.a + "\n\nFROM busybox AS b\n" + tc.b + "\n" + finalStage
 			writeContext(t, ctx, map[string]string{"Dockerfile": df})
-			r := e.Run("build", "--jobs", "2", "--progress=plain", ctx)
+			r := e.runIn("build", "--jobs", "2", "--progress=plain", ctx)
 			if r.ExitCode != 1 {
 				t.Fatalf("exit %d, want 1: %v", r.ExitCode, r)
 			}
@@ -332,7 +339,7 @@ func TestConcurrentBuildsOneStore(t *testing.T) {
 			args := []string{"build", "-q", "--build-arg", fmt.Sprintf("ROUND=%d", round),
 				"-f", filepath.Join(ctx, fmt.Sprintf("Dockerfile.%d", i%len(raceDockerfiles))),
 				"-t", fmt.Sprintf("race-%d", i%len(raceDockerfiles)), ctx}
-			wg.Go(func() { results[i] = e.runQuiet(args...) })
+			wg.Go(func() { results[i] = e.runIn(args...) })
 		}
 		wg.Wait()
 		for i, r := range results {
@@ -357,10 +364,13 @@ func TestConcurrentBuildsOneStore(t *testing.T) {
 	}
 }
 
-// runQuiet is Run for goroutines other than the test's: it never fails
-// the test itself (a command that cannot start gets exit code -1).
-func (e *Env) runQuiet(args ...string) Result {
+// runIn runs minibuild args in e's scratch directory, where
+// [Env.leftovers] looks for what it leaves behind. It is safe in any
+// goroutine: it never fails the test itself (a command that cannot start
+// gets exit code -1).
+func (e *Env) runIn(args ...string) Result {
 	cmd := e.Command(e.t.Context(), args...)
+	cmd.Dir = e.Dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
