@@ -233,3 +233,34 @@ func TestScanOrder(t *testing.T) {
 		t.Errorf("%d entries, want %d", len(got), want)
 	}
 }
+
+// TestScanClosesDescriptors: every directory held open between the two
+// passes, or reopened when too many are, is closed at the end, also when
+// the scan fails. Not parallel: it counts the process's descriptors.
+func TestScanClosesDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	tree := map[string]cachetest.Entry{}
+	for i := range 700 { // more directories than a scan keeps open
+		tree[fmt.Sprintf("d%03d/f", i)] = cachetest.Entry{Content: fmt.Sprint(i)}
+	}
+	cachetest.WriteTree(t, dir, tree)
+	open := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	before := open()
+	if got := scanDir(t, dir, cache.ScanOptions{Jobs: 3}); len(got) != 1400 {
+		t.Errorf("%d entries, want 1400", len(got))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := cache.Scan(ctx, dir, cache.ScanOptions{}); err == nil {
+		t.Errorf("Scan(cancelled) succeeded")
+	}
+	if after := open(); after != before {
+		t.Errorf("%d descriptors open after the scans, %d before", after, before)
+	}
+}
