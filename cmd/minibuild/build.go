@@ -47,7 +47,8 @@ rawjson objects have these fields (omitted when empty):
   stream, data         log: 1 stdout or 2 stderr, and the text
   message, current, total   status and warning text, byte counts
   duration_ms  cached, done, error: time the vertex took
-  error        error: what failed
+  error        error: what failed ("context canceled": a step stopped
+               because another failed first, shown as CANCELED)
   digest, config, tags      result: manifest and config digests, names
 
 Exit codes: 0 built, 1 build failed, 2 bad usage, 3 --expect-cached found
